@@ -1,0 +1,27 @@
+# Two commands do all set-up on a fresh clone:
+#   make demo   - create .venv if needed, then run the whole pipeline on embedded defaults
+#   make test   - create .venv if needed, then run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m devtools.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(PY) bench/repo_build.py
+
+clean:
+	rm -rf demo-out build *.egg-info .pytest_cache

@@ -1,0 +1,41 @@
+"""Run a moto server on loopback for end-to-end tests and `make demo`.
+
+moto 5.2 leaves gaps that pubsys meets (see DESIGN.md section 5). They are filled here, in the
+server process, so pubsys itself sends exactly what it would send to AWS:
+(patches are installed by `install_patches()`; each one says what it adds)
+
+Usage: python -m devtools.moto_server --port PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def install_patches() -> None:
+    """Extend moto where pubsys needs AWS behaviour moto does not model (none yet)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args(argv)
+    install_patches()
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    server.start()
+    print(f"moto server on http://{args.host}:{args.port}", flush=True)
+    try:
+        server._thread.join()  # serve until killed
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
