@@ -39,6 +39,22 @@ def main() -> int:
     from devtools import demo_repo
 
     demo_repo.run(pubsys, OUT)
+    for stage in ("demo_ami", "demo_ssm"):  # AWS stages, against a local moto server
+        if (ROOT / "devtools" / f"{stage}.py").exists():
+            break
+    else:
+        return 0
+    from devtools.moto_server_ctl import local_moto_server
+
+    with local_moto_server() as env:
+        ami_json = None
+        from devtools import demo_ami
+
+        ami_json = demo_ami.run(pubsys, OUT, env)
+        if (ROOT / "devtools" / "demo_ssm.py").exists():
+            from devtools import demo_ssm
+
+            demo_ssm.run(pubsys, OUT, env, ami_json)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 moto 5.2 leaves gaps that pubsys meets (see DESIGN.md section 5). They are filled here, in the
 server process, so pubsys itself sends exactly what it would send to AWS:
-(patches are installed by `install_patches()`; each one says what it adds)
+each `devtools/moto_ext_<service>.py` module holds the extensions for one service and says
+what it adds; `install_patches()` installs every one that exists.
 
 Usage: python -m devtools.moto_server --port PORT
 """
@@ -13,8 +14,18 @@ import argparse
 import sys
 
 
+EXTENSIONS = ("ec2", "ebs", "ssm", "kms", "s3")
+
+
 def install_patches() -> None:
-    """Extend moto where pubsys needs AWS behaviour moto does not model (none yet)."""
+    """Extend moto where pubsys needs AWS behaviour moto does not model."""
+    import importlib
+    import importlib.util
+
+    for name in EXTENSIONS:
+        module = f"devtools.moto_ext_{name}"
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).install()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,39 @@
+"""Small file helpers shared by commands: atomic writes so a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to a temp file beside `path`, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def dump_json(value: Any) -> str:
+    """The JSON form pubsys writes for machines: sorted keys, 2-space indent, final newline."""
+    return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+def write_json_atomic(path: str | Path, value: Any) -> None:
+    write_bytes_atomic(path, dump_json(value).encode())
