@@ -41,7 +41,7 @@ COMMANDS: dict[str, str] = {
     "validate-ami": "pubsys.aws.validate:run_validate_ami",
     "ssm": "pubsys.aws.ssm:run_ssm",
     "promote-ssm": "pubsys.aws.ssm:run_promote_ssm",
-    "validate-ssm": "pubsys.aws.validate:run_validate_ssm",
+    "validate-ssm": "pubsys.aws.ssm:run_validate_ssm",
 }
 
 
