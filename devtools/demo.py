@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-out"
-VARIANT, ARCH, VERSION = "demo-variant", "x86_64", "1.0.0"
+from devtools.demo_repo import ARCH, VARIANT, VERSION  # noqa: E402,F401 (used by stages)
 
 
 def pubsys(*args: str, env: dict[str, str] | None = None, capture: bool = False) -> str:
@@ -38,20 +38,17 @@ def main() -> int:
     OUT.mkdir()
     from devtools import demo_repo
 
-    demo_repo.run(pubsys, OUT)
-    for stage in ("demo_ami", "demo_ssm"):  # AWS stages, against a local moto server
-        if (ROOT / "devtools" / f"{stage}.py").exists():
-            break
-    else:
+    demo_repo.run(pubsys, OUT)  # its os image: demo_repo.image_path(OUT, 'root')
+    aws_stages = [m for m in ("demo_ami", "demo_ssm") if (ROOT / "devtools" / f"{m}.py").exists()]
+    if not aws_stages:
         return 0
     from devtools.moto_server_ctl import local_moto_server
 
-    with local_moto_server() as env:
-        ami_json = None
+    with local_moto_server() as env:  # moto on Infra.toml's endpoint, stopped afterwards
         from devtools import demo_ami
 
         ami_json = demo_ami.run(pubsys, OUT, env)
-        if (ROOT / "devtools" / "demo_ssm.py").exists():
+        if "demo_ssm" in aws_stages:
             from devtools import demo_ssm
 
             demo_ssm.run(pubsys, OUT, env, ami_json)

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes_atomic(path: str | Path, data: bytes, mode: int | None = None) -> None:
-    """Write `data` to a temp file beside `path`, fsync, then rename over `path`."""
+def write_bytes_atomic(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to a temp file beside `path`, fsync, then rename over `path`.
+
+    The temp file starts as 0600, so a secret (`mode=0o600`) is never readable by others.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -19,8 +22,7 @@ def write_bytes_atomic(path: str | Path, data: bytes, mode: int | None = None) -
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

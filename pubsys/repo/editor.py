@@ -1,0 +1,228 @@
+"""Edit and sign a repository: callers say what changes, the editor keeps the TUF rules.
+
+Like python-tuf's `Repository` examples, snapshot and timestamp are derived, never edited by
+hand. The rules kept here (DESIGN.md section 4), so every common TUF client, Bottlerocket's
+`tough` included, accepts the result:
+- `spec_version` "1.0.0", whole-second UTC expiry, `consistent_snapshot` required;
+- targets carry length and sha256 and have flat names; snapshot and timestamp `meta` entries
+  carry length, hashes and version;
+- a non-root version is `max(now as UNIX seconds, previous + 1)`: never equal, never back;
+- every role is signed by the configured keys the root trusts for it; a run that cannot meet a
+  role's threshold fails before anything is written; signatures are checked against the root
+  before they leave memory;
+- metadata is written to a temporary directory beside the destination and renamed into place,
+  so a crash never leaves a `timestamp.json` that points at something missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import (
+    MetaFile,
+    Metadata,
+    Root,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+
+from ..errors import RepoError, SigningKeyError
+from ..policy import EXPIRING_ROLES
+from ..timespec import format_rfc3339
+from .keys import NamedSigner
+from .loader import LoadedRepo
+
+log = logging.getLogger(__name__)
+
+SPEC_VERSION = "1.0.0"
+TOP_ROLES = ("root", "targets", "snapshot", "timestamp")
+
+
+def next_version(previous: int, now: datetime) -> int:
+    """Versions are UNIX seconds, but always above the previous one."""
+    return max(int(now.timestamp()), previous + 1)
+
+
+def check_root(root: Metadata[Root], source: str, now: datetime) -> None:
+    """Refuse a root clients would refuse, before any work is done."""
+    try:
+        root.verify_delegate(Root.type, root)
+    except UnsignedMetadataError as e:
+        raise RepoError(f"{source}: root is not signed by its own threshold of root keys: "
+                        f"{e}") from None
+    if not root.signed.consistent_snapshot:
+        raise RepoError(f"{source}: consistent_snapshot must be true (targets are published "
+                        "as <sha256>.<name>)")
+    if root.signed.is_expired(now):
+        raise RepoError(f"{source}: root expired at {format_rfc3339(root.signed.expires)}; "
+                        "create a new root version ('pubsys root expire' and 'sign')")
+
+
+def signers_for_role(root: Root, role: str, signers: Sequence[NamedSigner]) -> list[NamedSigner]:
+    """The configured signers root trusts for `role`; an error if they cannot meet the
+    threshold, naming each configured key the root does not trust for it."""
+    trusted_ids = set(root.roles[role].keyids)
+    ok = [s for s in signers if s.keyid in trusted_ids]
+    threshold = root.roles[role].threshold
+    if len(ok) < threshold:
+        untrusted = [s.label for s in signers if s.keyid not in trusted_ids]
+        detail = (f"; not trusted for {role}: {', '.join(untrusted)} (keyid "
+                  f"{', '.join(s.keyid[:16] for s in signers if s.keyid not in trusted_ids)}...)"
+                  if untrusted else "")
+        raise SigningKeyError(
+            f"cannot sign {role}: root trusts {len(ok)} of the configured signing keys, "
+            f"threshold is {threshold}{detail}"
+        )
+    return ok
+
+
+@dataclass
+class SignedRepo:
+    """Metadata files ready to write: file name -> bytes."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    expires: dict[str, datetime] = field(default_factory=dict)
+
+
+class RepoEditor:
+    """One variant/arch repo in memory: root history, targets, snapshot, timestamp."""
+
+    def __init__(self, root_bytes: bytes, root_versions: dict[int, bytes] | None = None,
+                 targets: Metadata[Targets] | None = None,
+                 snapshot: Metadata[Snapshot] | None = None,
+                 timestamp: Metadata[Timestamp] | None = None):
+        self.root: Metadata[Root] = Metadata[Root].from_bytes(root_bytes)
+        self.root_versions = dict(root_versions or {})
+        self.root_versions[self.root.signed.version] = root_bytes
+        self._prev = {
+            "targets": targets.signed.version if targets else 0,
+            "snapshot": snapshot.signed.version if snapshot else 0,
+            "timestamp": timestamp.signed.version if timestamp else 0,
+        }
+        self.targets = targets or Metadata(Targets(version=1, spec_version=SPEC_VERSION))
+        self.snapshot = snapshot or Metadata(Snapshot(version=1, spec_version=SPEC_VERSION))
+        self.timestamp = timestamp or Metadata(Timestamp(version=1, spec_version=SPEC_VERSION))
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedRepo, trusted_root: bytes) -> RepoEditor:
+        """Extend a loaded repo; a local root newer than the published one is published."""
+        local = Metadata[Root].from_bytes(trusted_root)
+        versions = dict(loaded.root_versions)
+        newest = max(versions)
+        root_bytes = trusted_root if local.signed.version >= newest else versions[newest]
+        return cls(root_bytes, versions, loaded.targets, loaded.snapshot, loaded.timestamp)
+
+    # --- edits -------------------------------------------------------------------------
+
+    def add_target(self, name: str, length: int, sha256: str) -> None:
+        if "/" in name or not name or name in (".", ".."):
+            raise RepoError(f"target name {name!r} must be a plain file name (no '/')")
+        self.targets.signed.targets[name] = TargetFile(length, {"sha256": sha256}, name)
+
+    def target_names(self) -> list[str]:
+        return sorted(self.targets.signed.targets)
+
+    # --- signing -----------------------------------------------------------------------
+
+    def sign(self, signers: Sequence[NamedSigner], expires: dict[str, datetime],
+             now: datetime, roles: Sequence[str] = EXPIRING_ROLES) -> SignedRepo:
+        """Bump versions, set expiry, sign targets -> snapshot -> timestamp; nothing written.
+
+        Every role's signers are checked first, so a key problem fails before any work.
+        """
+        root = self.root.signed
+        role_signers = {role: signers_for_role(root, role, signers) for role in roles}
+        for role, when in expires.items():
+            if when <= now:
+                raise RepoError(f"{role} metadata would expire at {format_rfc3339(when)}, "
+                                "which is not in the future; check the expiration policy "
+                                "and --release-start-time")
+        out = SignedRepo()
+        if "targets" in roles:
+            self._bump(self.targets, "targets", expires["targets"], now)
+            out.files[f"{self.targets.signed.version}.targets.json"] = self._sign(
+                self.targets, role_signers["targets"])
+        targets_bytes = self.targets.to_bytes()
+        if "snapshot" in roles:
+            self.snapshot.signed.meta["targets.json"] = _metafile(
+                self.targets.signed.version, targets_bytes)
+            self._bump(self.snapshot, "snapshot", expires["snapshot"], now)
+            out.files[f"{self.snapshot.signed.version}.snapshot.json"] = self._sign(
+                self.snapshot, role_signers["snapshot"])
+        snapshot_bytes = self.snapshot.to_bytes()
+        self.timestamp.signed.snapshot_meta = _metafile(self.snapshot.signed.version,
+                                                        snapshot_bytes)
+        self._bump(self.timestamp, "timestamp", expires["timestamp"], now)
+        out.files["timestamp.json"] = self._sign(self.timestamp, role_signers["timestamp"])
+        for v, data in self.root_versions.items():
+            out.files[f"{v}.root.json"] = data
+        for role in ("targets", "snapshot", "timestamp"):
+            md = getattr(self, role)
+            out.versions[role] = md.signed.version
+            out.expires[role] = md.signed.expires
+        out.versions["root"] = root.version
+        out.expires["root"] = root.expires
+        return out
+
+    def _bump(self, md: Metadata, role: str, expires: datetime, now: datetime) -> None:
+        md.signed.version = next_version(self._prev[role], now)
+        md.signed.spec_version = SPEC_VERSION
+        md.signed.expires = expires
+
+    def _sign(self, md: Metadata, signers: Sequence[NamedSigner]) -> bytes:
+        md.signatures.clear()
+        for s in signers:
+            try:
+                md.sign(s.signer, append=True)
+            except Exception as e:  # a cloud signer's own errors; never key material
+                raise SigningKeyError(f"signing {md.signed.type} with {s.label} failed: "
+                                      f"{e}") from None
+        try:
+            self.root.verify_delegate(md.signed.type, md)
+        except UnsignedMetadataError as e:
+            raise SigningKeyError(f"{md.signed.type} signatures do not verify against the "
+                                  f"root: {e}") from None
+        return md.to_bytes()
+
+
+def _metafile(version: int, data: bytes) -> MetaFile:
+    import hashlib
+
+    return MetaFile(version=version, length=len(data),
+                    hashes={"sha256": hashlib.sha256(data).hexdigest()})
+
+
+def write_metadata(signed: SignedRepo, dest: Path) -> None:
+    """Write all metadata into `dest` (which must not exist) in one rename.
+
+    Files go to a hidden temporary directory beside `dest`, are fsynced, and the directory is
+    renamed into place; on any failure the temporary directory is removed.
+    """
+    if dest.exists():
+        raise RepoError(f"{dest} already exists; refusing to overwrite a repo "
+                        "(choose a new --outdir or remove it)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        # timestamp last, so even the temporary directory is never ahead of itself
+        for name in sorted(signed.files, key=lambda n: n == "timestamp.json"):
+            with open(tmp / name, "wb") as f:
+                f.write(signed.files[name])
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
