@@ -107,7 +107,11 @@ def read_toml(path: Path, error: type[Exception] = PolicyError) -> dict[str, Any
     """Parse a TOML file; errors name the file and the line tomllib reports."""
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read()
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise error(f"{path}: invalid TOML: not UTF-8 text (line {line})") from None
     except FileNotFoundError:
         raise error(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -115,7 +119,11 @@ def read_toml(path: Path, error: type[Exception] = PolicyError) -> dict[str, Any
     except PermissionError:
         raise error(f"{path}: permission denied") from None
     except tomllib.TOMLDecodeError as e:
-        raise error(f"{path}: invalid TOML: {e}") from None
+        msg = str(e)
+        if "at end of document" in msg:  # tomllib gives no line number for this case
+            last_line = data.count(b"\n") or 1
+            msg = msg.replace("at end of document", f"at end of document, line {last_line}")
+        raise error(f"{path}: invalid TOML: {msg}") from None
 
 
 class _Table:
@@ -247,11 +255,11 @@ def _parse_key(t: _Table, base: Path) -> KeySource:
     else:
         ref = inner.get("parameter", str)
         region = inner.get("region", str)
+    inner.finish()
+    t.finish()
     if not ref:
         field_name = {"file": "path", "kms": "key_id", "ssm": "parameter"}[kind]
         raise ConfigError(f"{t.path}: '{inner.where}.{field_name}' is required")
-    inner.finish()
-    t.finish()
     return KeySource(kind=kind, ref=ref, region=region)
 
 

@@ -91,8 +91,10 @@ class Manifest:
         if not isinstance(d, dict):
             raise RepoError("manifest.json: expected a JSON object")
         d = dict(d)
-        updates = d.pop("updates", []) or []
-        migrations = d.pop("migrations", {}) or {}
+        updates = d.pop("updates", [])
+        migrations = d.pop("migrations", {})
+        updates = [] if updates is None else updates
+        migrations = {} if migrations is None else migrations
         if not isinstance(updates, list):
             raise RepoError("manifest.json: 'updates' must be a list")
         if not isinstance(migrations, dict) or not all(
