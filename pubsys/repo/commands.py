@@ -30,8 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Sequence
 
-from securesystemslib.signer import Key
-from tuf.api.metadata import Metadata, Role, Root
+from typing import TYPE_CHECKING
 
 from ..config import InfraConfig, RepoConfig
 from ..errors import RepoError, SigningKeyError, UsageError
@@ -44,11 +43,17 @@ from ..policy import (
 )
 from ..timespec import format_rfc3339, parse_point_in_time, utcnow
 from ..version import Version
-from . import keys as keymod
-from .editor import SPEC_VERSION, RepoEditor, check_root, signers_for_role, write_metadata
-from .loader import fetch_bytes, load_repo, repo_urls
 from .manifest import Manifest
-from .targets import TargetSource, check_sources, place_targets, remove_created
+from .targets import TargetPlacer, TargetSource, check_sources, remove_created
+
+# tuf, securesystemslib and (through it) boto3 take ~0.3 s to import. `repo` starts hashing
+# the images first and imports them while the hashes run, so they are imported in functions.
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
+    from tuf.api.metadata import Metadata, Root
+
+    from . import keys as keymod
+    from .editor import RepoEditor
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +79,16 @@ def aws_clients(infra: InfraConfig):
 
 def load_signers_for(repo: RepoConfig, infra: InfraConfig, default_key_path: str | Path,
                      root_keys: bool = False) -> list[keymod.NamedSigner]:
+    from . import keys as keymod
+
     sources = (repo.root_keys if root_keys else ()) or signing_sources(repo, default_key_path)
     clients = aws_clients(infra) if any(s.kind != "file" for s in sources) else None
     return keymod.load_signers(sources, clients)
 
 
 def read_root(path: str | Path) -> tuple[bytes, Metadata[Root]]:
+    from tuf.api.metadata import Metadata, Root
+
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -116,6 +125,8 @@ def fetch_root(repo: RepoConfig, root_path: Path) -> None:
     if not repo.root_role_sha512:
         raise RepoError(f"[repo.{repo.name}] sets root_role_url but not root_role_sha512; "
                         "add the SHA-512 of the root.json you trust")
+    from .loader import fetch_bytes
+
     data = fetch_bytes(repo.root_role_url)
     digest = hashlib.sha512(data).hexdigest()
     if digest != repo.root_role_sha512.lower():
@@ -131,6 +142,10 @@ def fetch_root(repo: RepoConfig, root_path: Path) -> None:
 
 def create_root(repo: RepoConfig, infra: InfraConfig, root_path: Path,
                 default_key_path: Path) -> None:
+    from tuf.api.metadata import Metadata
+
+    from . import keys as keymod
+
     if repo.signing_keys:
         signing = load_signers_for(repo, infra, default_key_path)
         root_signers = load_signers_for(repo, infra, default_key_path, root_keys=True)
@@ -160,6 +175,10 @@ def create_root(repo: RepoConfig, infra: InfraConfig, root_path: Path,
 
 def new_root(root_signers: Sequence[keymod.NamedSigner], signers: Sequence[keymod.NamedSigner],
              root_threshold: int, pub_threshold: int, expires: datetime) -> Root:
+    from tuf.api.metadata import Role, Root
+
+    from .editor import SPEC_VERSION
+
     keys: dict[str, Key] = {}
     for s in [*root_signers, *signers]:
         keys[s.keyid] = s.signer.public_key
@@ -171,19 +190,6 @@ def new_root(root_signers: Sequence[keymod.NamedSigner], signers: Sequence[keymo
 
 
 # --- repo --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RepoRequest:
-    """Everything `pubsys repo` needs, checked before anything is written."""
-
-    variant: str
-    arch: str
-    version: Version
-    images: dict[str, TargetSource]
-    extra_targets: tuple[TargetSource, ...]
-    start: datetime
-    outdir: Path
 
 
 def run_repo(args, infra: InfraConfig) -> int:
@@ -210,6 +216,16 @@ def run_repo(args, infra: InfraConfig) -> int:
     if "manifest.json" in {s.name for s in [*images.values(), *extra]}:
         raise UsageError("a target may not be named manifest.json; pubsys writes that one")
     check_sources([*images.values(), *extra])
+    with TargetPlacer([*images.values(), *extra]) as placer:  # hashing starts now
+        return _build_repo(args, infra, repo, now, variant, arch, version, start, images,
+                           placer)
+
+
+def _build_repo(args, infra: InfraConfig, repo: RepoConfig, now: datetime, variant: str,
+                arch: str, version: Version, start: datetime,
+                images: dict[str, TargetSource], placer: TargetPlacer) -> int:
+    from .editor import check_root, signers_for_role, write_metadata
+
     waves = load_wave_policy(args.wave_policy_path)
     schedule = waves.schedule(start)
     expiration = load_expiration_policy(args.repo_expiration_policy_path)
@@ -233,6 +249,13 @@ def run_repo(args, infra: InfraConfig) -> int:
     # Fail on untrusted keys now, before targets are written.
     for role in ("targets", "snapshot", "timestamp"):
         signers_for_role(editor.root.signed, role, signers)
+    expires = {role: expiration.expiry(role, start) for role in
+               ("targets", "snapshot", "timestamp")}
+    for role, when in expires.items():
+        if when <= now:
+            raise RepoError(f"{role} metadata would expire at {format_rfc3339(when)}, which "
+                            f"is not in the future; check {args.repo_expiration_policy_path} "
+                            "and --release-start-time")
     image_names = {kind: src.name for kind, src in images.items()}
     manifest.add_update(variant, arch, version, image_names)
     manifest.set_waves(variant, arch, version, schedule)
@@ -244,13 +267,10 @@ def run_repo(args, infra: InfraConfig) -> int:
         with tempfile.TemporaryDirectory(prefix="pubsys-manifest-") as tmp:
             manifest_path = Path(tmp, "manifest.json")
             manifest_path.write_bytes(manifest.to_json())
-            sources = [*images.values(), *extra,
-                       TargetSource(manifest_path, "manifest.json", copy=True)]
-            written = place_targets(sources, targets_dir)
+            written = placer.place(targets_dir, [TargetSource(manifest_path, "manifest.json",
+                                                              copy=True)])
         for w in written:
             editor.add_target(w.name, w.length, w.sha256)
-        expires = {role: expiration.expiry(role, start) for role in
-                   ("targets", "snapshot", "timestamp")}
         signed = editor.sign(signers, expires, now)
         write_metadata(signed, metadata_dir)
     except BaseException:
@@ -270,6 +290,9 @@ def run_repo(args, infra: InfraConfig) -> int:
 def open_repo(repo: RepoConfig, variant: str, arch: str,
               root_bytes: bytes) -> tuple[RepoEditor, Manifest]:
     """The published repo and manifest (verified), or a fresh editor and empty manifest."""
+    from .editor import RepoEditor
+    from .loader import load_repo, repo_urls
+
     if bool(repo.metadata_base_url) != bool(repo.targets_url):
         raise RepoError(f"[repo.{repo.name}] must set both metadata_base_url and targets_url "
                         "(or neither, to start a new repo)")

@@ -1,12 +1,13 @@
-"""Put target files into `OUTDIR/targets/<sha256>.<name>`, reading each file exactly once.
+"""Put target files into `OUTDIR/targets/<sha256>.<name>`, reading each file once.
 
-- link targets (the images and `--link-target`): hard-linked into a temporary name, then
-  hashed from the source and renamed to their content address; where a hard link is
-  impossible (another filesystem) they are copied instead, hashing while copying;
-- copy targets (`--copy-target`): copied, hashing while copying;
+- link targets (the images and `--link-target`) are hashed as soon as the inputs are known,
+  in the background, while the rest of the run loads keys and the published repo; they are
+  then hard-linked into place (no second read). Where a hard link is impossible (another
+  filesystem) they are copied instead, and the copy's hash must match the first one;
+- copy targets (`--copy-target`, manifest.json) are copied, hashing while copying;
 - files are processed concurrently (hashlib releases the GIL on large buffers), each with one
   1 MiB buffer, so memory stays small whatever the image size.
-Files this run creates are removed again if the run fails.
+Nothing is written before `place()`; files `place()` creates are removed if the run fails.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import errno
 import hashlib
 import logging
 import os
+import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -59,12 +62,18 @@ def check_sources(sources: Sequence[TargetSource]) -> None:
             raise RepoError(f"target {s.path} is not readable")
 
 
-def _hash_file(path: Path) -> tuple[int, str]:
+class _Cancelled(Exception):
+    pass
+
+
+def _hash_file(path: Path, cancel: threading.Event | None = None) -> tuple[int, str]:
     h, n = hashlib.sha256(), 0
     buf = bytearray(BUF)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while k := f.readinto(buf):
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled()
             h.update(view[:k])
             n += k
     return n, h.hexdigest()
@@ -83,61 +92,96 @@ def _copy_hash(src: Path, dst_fd: int) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
-def place_target(src: TargetSource, targets_dir: Path) -> WrittenTarget:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".tmp", dir=targets_dir)
-    tmp = Path(tmp_name)
-    try:
-        linked = False
-        if not src.copy:
-            os.close(fd)
-            os.unlink(tmp)
-            try:
-                os.link(src.path, tmp)
-                linked = True
-            except OSError as e:
-                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                    raise
-                log.debug("cannot hard-link %s (%s); copying", src.path, e.strerror)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        if linked:
-            length, digest = _hash_file(tmp)
-        else:
-            length, digest = _copy_hash(src.path, fd)
-            os.chmod(tmp, 0o644)
-        final = targets_dir / f"{digest}.{src.name}"
-        if final.exists() and final.stat().st_size == length:
-            tmp.unlink()
-            return WrittenTarget(src.name, length, digest, final, created=False)
-        os.replace(tmp, final)
-        return WrittenTarget(src.name, length, digest, final, created=True)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
+class TargetPlacer:
+    """Hashes link targets in the background from construction; `place()` writes them."""
 
+    def __init__(self, sources: Sequence[TargetSource], workers: int | None = None):
+        self.sources = list(sources)
+        # One thread per file (up to 8), even beyond the core count: equal-sized files then
+        # finish together instead of leaving a core idle while the last one is hashed.
+        workers = workers or max(2, min(len(self.sources), 8))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target")
+        self._cancel = threading.Event()
+        # Hash threads give the GIL back after every 1 MiB chunk and need it again right
+        # after; with the default 5 ms switch interval a busy main thread (imports, loading
+        # the published repo) makes each of them wait that long per chunk. 0.5 ms keeps them
+        # fed; restored in close().
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, 0.0005))
+        self._hashes: dict[str, Future] = {
+            s.name: self._pool.submit(_hash_file, s.path, self._cancel)
+            for s in self.sources if not s.copy}
 
-def place_targets(sources: Sequence[TargetSource], targets_dir: Path,
-                  workers: int | None = None) -> list[WrittenTarget]:
-    """Place all sources concurrently; on failure remove what this call created."""
-    targets_dir.mkdir(parents=True, exist_ok=True)
-    workers = workers or min(len(sources), max(2, os.cpu_count() or 2), 8) or 1
-    done: list[WrittenTarget] = []
-    errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
-        futures = [(s, pool.submit(place_target, s, targets_dir)) for s in sources]
-        for s, fut in futures:
+    def __enter__(self) -> TargetPlacer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop hashing that nobody will use (a run that failed early) and wait for threads."""
+        self._cancel.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        sys.setswitchinterval(self._switch_interval)
+
+    def place(self, targets_dir: Path, more: Sequence[TargetSource] = ()) -> list[WrittenTarget]:
+        """Write every source (and `more`, copied) into `targets_dir`; all or nothing."""
+        targets_dir.mkdir(parents=True, exist_ok=True)
+        jobs = [(s, self._pool.submit(self._place_one, s, targets_dir))
+                for s in [*self.sources, *more]]
+        done: list[WrittenTarget] = []
+        errors: list[BaseException] = []
+        for s, fut in jobs:
             try:
                 done.append(fut.result())
             except OSError as e:
                 errors.append(RepoError(f"cannot add target {s.path}: {e.strerror or e}"))
             except BaseException as e:  # noqa: BLE001 - re-raised below after cleanup
                 errors.append(e)
-    if errors:
-        remove_created(done)
-        raise errors[0]
-    return done
+        if errors:
+            remove_created(done)
+            raise errors[0]
+        return done
+
+    def _place_one(self, src: TargetSource, targets_dir: Path) -> WrittenTarget:
+        known = self._hashes[src.name].result() if src.name in self._hashes else None
+        if known is not None:
+            final = targets_dir / f"{known[1]}.{src.name}"
+            if final.exists() and final.stat().st_size == known[0]:
+                return WrittenTarget(src.name, *known, final, created=False)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".tmp", dir=targets_dir)
+        tmp = Path(tmp_name)
+        try:
+            if known is not None:
+                os.close(fd)
+                os.unlink(tmp)
+                try:
+                    os.link(src.path, tmp)
+                    length, digest = known
+                except OSError as e:
+                    if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+                    log.debug("cannot hard-link %s (%s); copying", src.path, e.strerror)
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    length, digest = _copy_hash(src.path, fd)
+                    if (length, digest) != known:
+                        raise RepoError(f"target {src.path} changed while it was being read")
+            else:
+                length, digest = _copy_hash(src.path, fd)
+            if not os.path.samefile(tmp, src.path):
+                os.chmod(tmp, 0o644)
+            final = targets_dir / f"{digest}.{src.name}"
+            if final.exists() and final.stat().st_size == length:
+                tmp.unlink()
+                return WrittenTarget(src.name, length, digest, final, created=False)
+            os.replace(tmp, final)
+            return WrittenTarget(src.name, length, digest, final, created=True)
+        except BaseException:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+            raise
 
 
 def remove_created(written: Sequence[WrittenTarget]) -> None:
