@@ -1,0 +1,216 @@
+"""Signing keys that live in AWS: KMS keys that sign remotely, and PEM keys kept in SSM.
+
+`load_cloud_signer()` turns a `kms` or `ssm` key source from Infra.toml (or a `kms:`/`ssm:`
+reference given to `pubsys root`) into a signer. Both use clients from the one factory
+(`aws/clients.py`), in the key's own `region` or the factory's default region, so profiles,
+role chains and endpoint overrides apply to signing as they do to everything else.
+
+kms
+  1. GetPublicKey: the key must be a SIGN_VERIFY key, RSA (any size KMS offers; signed with
+     RSASSA_PSS_SHA_256, scheme `rsassa-pss-sha256`) or ECC_NIST_P256 (`ecdsa-sha2-nistp256`).
+     Other key types are refused by name.
+  2. Each signature: the SHA-256 digest is computed locally and sent with MessageType=DIGEST
+     (what securesystemslib's `AWSSigner` does; we reuse its algorithm table but not its
+     constructor, which builds its own boto3 client from ambient settings). RSA signatures
+     are left-padded to the modulus length, as KMS sometimes returns them shorter.
+ssm
+  GetParameter with decryption; the parameter must be a SecureString holding an unencrypted
+  PEM private key (RSA, ECDSA P-256 or Ed25519). A plain String is refused: a private key
+  stored unencrypted is a mistake to fix, not to use.
+
+Key material never reaches logs, errors or files: botocore's debug log of the SSM response
+body is suppressed while the parameter is fetched, and errors name the key, never its value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any, Iterator
+
+from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from securesystemslib.signer import AWSSigner, Signature, SSlibKey
+
+from ..config import KeySource
+from ..errors import SigningKeyError
+from .keys import RSA_SCHEME, NamedSigner, signer_from_pem
+
+if TYPE_CHECKING:
+    from ..aws.clients import AwsClients
+
+log = logging.getLogger(__name__)
+
+ECDSA_SCHEME = "ecdsa-sha2-nistp256"
+
+
+def load_cloud_signer(source: KeySource, clients: AwsClients | None = None) -> NamedSigner:
+    """A signer for a `kms` or `ssm` key source, using clients from the factory."""
+    if clients is None:
+        from ..aws.clients import AwsClients
+
+        clients = AwsClients()
+    if source.kind == "kms":
+        return load_kms_signer(source, clients)
+    if source.kind == "ssm":
+        return load_ssm_signer(source, clients)
+    raise SigningKeyError(f"{source.describe()}: not an AWS key source")
+
+
+def _region(source: KeySource, clients: AwsClients) -> str:
+    return source.region or clients.default_region()
+
+
+def _aws_reason(e: Exception) -> str:
+    """A one-line reason from a botocore error (AWS error messages carry no key material)."""
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": ")
+    return str(e)
+
+
+# --- KMS ---------------------------------------------------------------------------------
+
+
+class KmsSigner(AWSSigner):
+    """securesystemslib's AWS KMS signer, over a KMS client from our factory."""
+
+    def __init__(self, client: Any, key_id: str, public_key: SSlibKey, label: str,
+                 rsa_signature_length: int | None = None):
+        # AWSSigner.__init__ would call boto3.client("kms") itself, bypassing the factory's
+        # profile, roles and endpoint; set the same attributes with our client instead.
+        self.client = client
+        self.aws_key_id = key_id
+        self._public_key = public_key
+        self.aws_algo = self.aws_algos[public_key.scheme]
+        self.label = label
+        self.rsa_signature_length = rsa_signature_length
+
+    def sign(self, payload: bytes) -> Signature:
+        digest = hashlib.new(self.public_key.get_hash_algorithm_name(), payload).digest()
+        try:
+            response = self.client.sign(KeyId=self.aws_key_id, Message=digest,
+                                        MessageType="DIGEST", SigningAlgorithm=self.aws_algo)
+        except (BotoCoreError, ClientError) as e:
+            raise SigningKeyError(f"KMS key {self.label} could not sign: "
+                                  f"{_aws_reason(e)}") from None
+        signature = response["Signature"]
+        if self.rsa_signature_length:
+            signature = pad_rsa_signature(signature, self.rsa_signature_length, self.label)
+        return Signature(self.public_key.keyid, signature.hex())
+
+
+def pad_rsa_signature(signature: bytes, length: int, label: str) -> bytes:
+    """Left-pad an RSA signature with zero bytes to the modulus length.
+
+    KMS may drop leading zero bytes; TUF clients such as `tough` want exactly modulus-length
+    signatures. Longer than the modulus cannot be a valid signature at all.
+    """
+    if len(signature) > length:
+        raise SigningKeyError(f"KMS key {label} returned a {len(signature)}-byte signature "
+                              f"for a {length}-byte modulus")
+    return signature.rjust(length, b"\0")
+
+
+def kms_public_key(response: dict[str, Any], label: str) -> tuple[SSlibKey, int | None]:
+    """The TUF key for a GetPublicKey response, and the RSA signature length (None for EC).
+
+    Pure: refuses keys that cannot sign with a scheme every common TUF client accepts.
+    """
+    usage = response.get("KeyUsage")
+    if usage and usage != "SIGN_VERIFY":
+        raise SigningKeyError(f"KMS key {label} has KeyUsage {usage}; a signing key must be "
+                              "created with KeyUsage SIGN_VERIFY")
+    try:
+        public = load_der_public_key(response["PublicKey"])
+    except (KeyError, ValueError):
+        raise SigningKeyError(f"KMS key {label}: GetPublicKey returned no usable public "
+                              "key") from None
+    algorithms = response.get("SigningAlgorithms") or []
+    spec = response.get("KeySpec") or response.get("CustomerMasterKeySpec") or "unknown"
+    if isinstance(public, rsa.RSAPublicKey):
+        scheme, algorithm, length = RSA_SCHEME, "RSASSA_PSS_SHA_256", (public.key_size + 7) // 8
+    elif isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve,
+                                                                      ec.SECP256R1):
+        scheme, algorithm, length = ECDSA_SCHEME, "ECDSA_SHA_256", None
+    else:
+        raise SigningKeyError(f"KMS key {label} is {spec}; use an RSA key (RSA_3072 or "
+                              "RSA_4096) or ECC_NIST_P256")
+    if algorithm not in algorithms:
+        raise SigningKeyError(f"KMS key {label} ({spec}) does not offer {algorithm}; it "
+                              f"offers {', '.join(algorithms) or 'no signing algorithm'}")
+    return SSlibKey.from_crypto(public, scheme=scheme), length
+
+
+def load_kms_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
+    region = _region(source, clients)
+    label = f"kms:{source.ref}"
+    client = clients.client("kms", region)
+    try:
+        response = client.get_public_key(KeyId=source.ref)
+    except (BotoCoreError, ClientError) as e:
+        raise SigningKeyError(f"cannot load KMS key {source.ref} in {region}: "
+                              f"{_aws_reason(e)}") from None
+    public_key, length = kms_public_key(response, label)
+    log.debug("KMS key %s in %s: %s keyid %s", source.ref, region, public_key.scheme,
+              public_key.keyid)
+    return NamedSigner(KmsSigner(client, source.ref, public_key, label, length), label)
+
+
+# --- SSM ---------------------------------------------------------------------------------
+
+_FETCHING_SECRET = contextvars.ContextVar("pubsys_fetching_secret", default=False)
+
+
+class _DropWhileFetchingSecret(logging.Filter):
+    """Drops botocore's debug records (which include response bodies) during a secret fetch."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _FETCHING_SECRET.get()
+
+
+_SECRET_FILTER = _DropWhileFetchingSecret()
+# The loggers that print HTTP requests and responses, bodies included.
+_BODY_LOGGERS = ("botocore.parsers", "botocore.endpoint", "botocore.hooks",
+                 "botocore.retryhandler", "urllib3.connectionpool")
+
+
+@contextlib.contextmanager
+def _secret_response() -> Iterator[None]:
+    for name in _BODY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _SECRET_FILTER not in logger.filters:
+            logger.addFilter(_SECRET_FILTER)
+    token = _FETCHING_SECRET.set(True)
+    try:
+        yield
+    finally:
+        _FETCHING_SECRET.reset(token)
+
+
+def load_ssm_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
+    region = _region(source, clients)
+    label = f"ssm:{source.ref}"
+    client = clients.client("ssm", region)
+    try:
+        with _secret_response():
+            parameter = client.get_parameter(Name=source.ref, WithDecryption=True)["Parameter"]
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            raise SigningKeyError(f"SSM parameter {source.ref} not found in {region}; store "
+                                  "the PEM private key there as a SecureString") from None
+        raise SigningKeyError(f"cannot read SSM parameter {source.ref} in {region}: "
+                              f"{_aws_reason(e)}") from None
+    except BotoCoreError as e:
+        raise SigningKeyError(f"cannot read SSM parameter {source.ref} in {region}: "
+                              f"{_aws_reason(e)}") from None
+    kind = parameter.get("Type")
+    if kind != "SecureString":
+        raise SigningKeyError(f"SSM parameter {source.ref} in {region} is a {kind}, not a "
+                              "SecureString; a private key must be stored encrypted "
+                              "(put-parameter --type SecureString), then rotate this key")
+    pem = parameter.pop("Value").encode()
+    return NamedSigner(signer_from_pem(pem, label), label)
