@@ -301,7 +301,8 @@ def open_repo(repo: RepoConfig, variant: str, arch: str,
         return RepoEditor(root_bytes), Manifest()
     metadata_url, targets_url = repo_urls(repo.metadata_base_url, repo.targets_url,
                                           variant, arch)
-    loaded = load_repo(metadata_url, targets_url, root_bytes)
+    # Our root may be a new version being published (a rotation): see loader.py.
+    loaded = load_repo(metadata_url, targets_url, root_bytes, newer_local_root=True)
     if loaded is None:
         return RepoEditor(root_bytes), Manifest()
     log.info("loaded repo %s: %d targets, targets version %d", metadata_url,

@@ -11,6 +11,15 @@ Repos are reached over `file://` (a local directory) or `http(s)://`. A repo who
 can start fresh; any other failure is an error. With `enforce_expiry=False` (used by
 check-repo-expirations and refresh-repo --unsafe-refresh) signatures, thresholds and versions
 are still verified; only the expiry checks are skipped.
+
+Publishing a root rotation (`newer_local_root=True`, used by `pubsys repo`): when the trusted
+root is version N and the repo publishes only up to N-1, the published timestamp, snapshot and
+targets were signed under N-1, whose keys may since have been rotated out. The client is then
+bootstrapped from the published N-1.root.json, accepted only if our trusted version N is signed
+by a threshold of N-1's root keys (so N-1 is the version N chains to, and it verifies itself
+on bootstrap). N-1's own expiry is not enforced (N supersedes it); the other roles' expiry is
+checked as usual. Without the flag a local root newer than the repo is used as is, as an update
+client holding it would (validate-repo and friends must report what such a client sees).
 """
 
 from __future__ import annotations
@@ -103,16 +112,25 @@ def repo_urls(metadata_base_url: str, targets_url: str, variant: str, arch: str)
 
 
 def load_repo(metadata_url: str, targets_url: str, trusted_root: bytes, *,
-              enforce_expiry: bool = True, with_manifest: bool = True) -> LoadedRepo | None:
-    """Load and verify the repo at `metadata_url`; None if it does not exist yet."""
+              enforce_expiry: bool = True, with_manifest: bool = True,
+              newer_local_root: bool = False) -> LoadedRepo | None:
+    """Load and verify the repo at `metadata_url`; None if it does not exist yet.
+
+    `newer_local_root`: `trusted_root` may be a version the repo does not publish yet (see the
+    module docstring); the client starts from the published version it chains to.
+    """
     fetcher = Fetcher()
+    bootstrap = trusted_root
+    if newer_local_root:
+        bootstrap = published_predecessor(fetcher, metadata_url, trusted_root) or trusted_root
+    rotating = bootstrap is not trusted_root
     with tempfile.TemporaryDirectory(prefix="pubsys-client-") as cache:
         updater = Updater(
             metadata_dir=cache, metadata_base_url=metadata_url, target_base_url=targets_url,
             target_dir=cache, fetcher=fetcher, config=UpdaterConfig(**CLIENT_CONFIG),
-            bootstrap=trusted_root,
+            bootstrap=bootstrap,
         )
-        if not enforce_expiry:
+        if not enforce_expiry or rotating:
             # ngclient compares every expiry with this instant; the oldest representable
             # time means "nothing has expired" while signature and version checks still run.
             updater._trusted_set.reference_time = datetime.min.replace(tzinfo=timezone.utc)
@@ -137,6 +155,8 @@ def load_repo(metadata_url: str, targets_url: str, trusted_root: bytes, *,
 
         meta = {role: Metadata.from_file(os.path.join(cache, f"{role}.json"))
                 for role in ("timestamp", "snapshot", "targets")}
+        if rotating and enforce_expiry:
+            _check_expiry(metadata_url, meta)
         root_bytes = Path(cache, "root.json").read_bytes()
         root = Metadata[Root].from_bytes(root_bytes)
         loaded = LoadedRepo(metadata_url, targets_url, root, meta["timestamp"],
@@ -155,6 +175,51 @@ def load_repo(metadata_url: str, targets_url: str, trusted_root: bytes, *,
                                     f"{e}") from None
                 loaded.manifest = Path(path).read_bytes()
         return loaded
+
+
+def published_predecessor(fetcher: Fetcher, metadata_url: str,
+                          trusted_root: bytes) -> bytes | None:
+    """The published root version N-1 when the repo lacks our trusted version N, else None.
+
+    Refuses (RepoError) a published N-1 that our version N does not chain to: N must carry
+    signatures from a threshold of N-1's root keys, or clients holding N-1 could not update.
+    """
+    local = Metadata[Root].from_bytes(trusted_root)
+    version = local.signed.version
+    if version == 1 or _exists(fetcher, f"{metadata_url}{version}.root.json"):
+        return None
+    url = f"{metadata_url}{version - 1}.root.json"
+    try:
+        data = fetcher.download_bytes(url, CLIENT_CONFIG["root_max_length"])
+    except tuf_exc.DownloadError:
+        return None  # nothing published to chain from: a new repo, or an older layout
+    try:
+        previous = Metadata[Root].from_bytes(data)
+    except Exception as e:  # DeserializationError and friends
+        raise RepoError(f"{url} is not a valid TUF root role: {e}") from None
+    if previous.signed.version != version - 1:
+        raise RepoError(f"{url} claims version {previous.signed.version}")
+    try:
+        previous.verify_delegate(Root.type, local)
+    except tuf_exc.UnsignedMetadataError as e:
+        raise RepoError(
+            f"root version {version} is not signed by a threshold of the root keys of the "
+            f"published version {version - 1} ({e}); clients trusting version {version - 1} "
+            "could not update. Sign it with 'pubsys root sign -k OLD_ROOT_KEY'") from None
+    log.info("publishing root version %d: loading %s with the published version %d it "
+             "chains to", version, metadata_url, version - 1)
+    return data
+
+
+def _check_expiry(metadata_url: str, meta: dict[str, Metadata]) -> None:
+    """ngclient's expiry checks for timestamp, snapshot and targets, when we skipped them."""
+    now = datetime.now(timezone.utc)
+    for role in ("timestamp", "snapshot", "targets"):
+        if meta[role].signed.is_expired(now):
+            raise RepoError(
+                f"repo {metadata_url} has expired metadata ({role}.json expired at "
+                f"{meta[role].signed.expires:%Y-%m-%dT%H:%M:%SZ}); refresh it with "
+                "'pubsys refresh-repo --unsafe-refresh' first")
 
 
 def _exists(fetcher: Fetcher, url: str) -> bool:
