@@ -191,6 +191,15 @@ def _add_ami_commands(sub) -> None:
                    help="comma-separated regions to copy to (base from --regions or aws.regions)")
     p.add_argument("--ami-output", required=True, help="write the region -> AMI JSON here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--deprecate-in", metavar="DURATION",
+                   help="deprecate the AMI in every region this long after it was created, "
+                   "e.g. '2 years'")
+    p.add_argument("--upload-concurrency", type=int, default=64, metavar="N",
+                   help="snapshot blocks uploaded at once, per image")
+    p.add_argument("--copy-timeout", default="2 hours", metavar="DURATION",
+                   help="how long to wait for the image to become available in each region")
+    p.add_argument("--poll-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="first wait between status checks; grows up to a minute")
 
     p = _cmd(sub, "publish-ami", "grant or revoke launch permissions on AMIs")
     p.add_argument("--ami-input", required=True, help="region -> AMI JSON from 'pubsys ami'")
