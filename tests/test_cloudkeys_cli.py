@@ -104,3 +104,28 @@ def test_plain_string_ssm_key_is_refused_naming_the_parameter(tmp_path, run_pubs
     assert "/pubsys/plain" in r.stderr and "not a SecureString" in r.stderr
     assert not ws.root_json.exists()
     assert not any(line in r.stderr + r.stdout for line in pem_body_lines(pem))
+
+
+def test_refresh_repo_signs_with_a_kms_key(tmp_path, run_pubsys, moto_server):
+    clients = server_clients(moto_server.url)
+    ws = RepoBuild(tmp_path, run_pubsys, env=pubsys_env(moto_server))
+    key = make_key("kms-ecc", clients)
+    write_infra(ws, moto_server.url, key)
+    assert ws.setup().returncode == 0
+    assert ws.repo("1.0.0", tmp_path / "out").returncode == 0
+    meta = tmp_path / "out" / ws.variant / ws.arch
+    before = json.loads((meta / "timestamp.json").read_bytes())["signed"]["version"]
+    with tufcheck.serve_outdirs(tmp_path / "out") as url:
+        (ws.tmp / "Infra.toml").write_text(
+            f'[repo.default]\nsigning_keys = {key}\nmetadata_base_url = "{url}/metadata/"\n'
+            f'targets_url = "{url}/targets/"\n\n'
+            f'[aws]\nregions = ["{REGION}"]\nendpoint_url = "{moto_server.url}"\n')
+        r = ws.run("refresh-repo", "--variant", ws.variant, "--arch", ws.arch,
+                   "--root-role-path", ws.root_json, "--default-key-path", ws.key,
+                   "--repo-expiration-policy-path",
+                   Path(__file__).parent.parent / "policies" / "repo-expiration.toml",
+                   "--outdir", tmp_path / "refreshed", cwd=ws.tmp, env=ws.env)
+    assert r.returncode == 0, r
+    with tufcheck.serve_outdirs(tmp_path / "out", tmp_path / "refreshed") as url:
+        got = tufcheck.fetch_all(url, ws.variant, ws.arch, ws.root_json.read_bytes())
+    assert got.versions["timestamp"] > before
