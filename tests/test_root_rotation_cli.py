@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,12 @@ from tests.kms_fix import ec_pem
 from tests.repo_helpers import RepoBuild
 
 ALL_ROLES = ("-r", "root", "-r", "targets", "-r", "snapshot", "-r", "timestamp")
+
+
+def sleep_past(expires: str) -> None:
+    """Wait until a whole-second RFC3339 expiry has passed."""
+    end = datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    time.sleep(max(0.0, (end - datetime.now(timezone.utc)).total_seconds() + 1))
 
 
 @pytest.fixture
@@ -124,9 +132,6 @@ def test_validate_style_loading_keeps_the_strict_view(v1_repo, tmp_path):
 
 def test_root_that_expired_is_replaced_by_publishing_v2(tmp_path, run_pubsys):
     """The usual reason to rotate: v1 expired. Loading must not trip over v1's expiry."""
-    import time
-    from datetime import datetime, timezone
-
     ws = RepoBuild(tmp_path, run_pubsys)
     assert ws.setup().returncode == 0
     root_cli(ws, "expire", ws.root_json, "in 6 seconds")
@@ -136,8 +141,7 @@ def test_root_that_expired_is_replaced_by_publishing_v2(tmp_path, run_pubsys):
     root_cli(ws, "bump-version", ws.root_json)
     root_cli(ws, "expire", ws.root_json, "in 30 days")
     root_cli(ws, "sign", ws.root_json, "-k", ws.key)
-    end = datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    time.sleep(max(0.0, (end - datetime.now(timezone.utc)).total_seconds() + 1))
+    sleep_past(expires)
 
     with tufcheck.serve_outdirs(tmp_path / "out1") as url:
         (ws.tmp / "Infra.toml").write_text(
@@ -149,3 +153,25 @@ def test_root_that_expired_is_replaced_by_publishing_v2(tmp_path, run_pubsys):
         got = tufcheck.fetch_all(url, ws.variant, ws.arch,
                                  (ws.root_json.parent / "1.root.json").read_bytes())
     assert got.versions["root"] == 2
+
+
+def test_rotation_still_refuses_an_expired_timestamp(tmp_path, run_pubsys):
+    """Only the superseded root's expiry is waived while publishing a new root."""
+    ws = RepoBuild(tmp_path, run_pubsys)
+    assert ws.setup().returncode == 0
+    policy = tmp_path / "short.toml"
+    policy.write_text("snapshot_expiration = '1 day'\ntargets_expiration = '1 day'\n"
+                      "timestamp_expiration = '4 seconds'\n")
+    assert ws.repo("1.0.0", tmp_path / "out1", expiration=policy).returncode == 0
+    ts = json.loads((tmp_path / "out1" / ws.variant / ws.arch / "timestamp.json").read_bytes())
+    root_cli(ws, "bump-version", ws.root_json)
+    root_cli(ws, "sign", ws.root_json, "-k", ws.key)
+    sleep_past(ts["signed"]["expires"])
+    with tufcheck.serve_outdirs(tmp_path / "out1") as url:
+        (ws.tmp / "Infra.toml").write_text(
+            f'[repo.default]\nmetadata_base_url = "{url}/metadata/"\n'
+            f'targets_url = "{url}/targets/"\n')
+        r = ws.repo("1.1.0", tmp_path / "out2")
+    assert r.returncode == 1, r
+    assert "timestamp.json expired" in r.stderr and "--unsafe-refresh" in r.stderr
+    assert not (tmp_path / "out2").exists()
