@@ -215,9 +215,10 @@ def run_publish_ami(args: Any, infra: InfraConfig) -> int:
         image_id = data[region]["id"]
         try:
             updated = apply_change(clients.client("ec2", region), region, image_id, change)
-            log.info("%s: %s now %s", region, image_id, "public" if updated["public"] else
-                     "private" + (f", shared with {len(updated['launch_permissions'])}"
-                                  if updated["launch_permissions"] else ""))
+            shared = ", ".join(f"{k} {v}" for p in updated["launch_permissions"]
+                               for k, v in p.items())
+            log.info("%s: %s is %s; launch permissions: %s", region, image_id,
+                     "public" if updated["public"] else "private", shared or "none")
             return region, updated, None
         except PubsysError as e:
             return region, None, str(e)
