@@ -7,11 +7,12 @@ the gaps are filled here, in the moto server process (`devtools/moto_server.py` 
 `install()`), never by sending less:
 
 - RegisterImage with block device mappings (what pubsys sends; without any, moto's own
-  behaviour is kept for other tests) keeps architecture, block device mappings (snapshot, size, gp3, delete on
-  termination), root device, virtualization type, ENA, SR-IOV, boot mode, TPM, IMDS support,
-  UEFI data and `image` tags; it checks what AWS checks (name format and uniqueness per
-  owner, snapshots exist, are completed and readable, the root device is mapped, TPM needs a
-  UEFI boot mode) and points the image at the given snapshots (no phantom 15 GiB snapshot).
+  behaviour is kept for other tests) keeps architecture, block device mappings (snapshot,
+  size, gp3, delete on termination), root device, virtualization type, ENA, SR-IOV, boot
+  mode, TPM, IMDS support, UEFI data and `image` tags; it checks what AWS checks (name
+  format and uniqueness per owner, snapshots exist, are completed and readable, the root
+  device is mapped, TPM and UEFI data need a UEFI boot mode) and points the image at the
+  given snapshots (no phantom 15 GiB snapshot).
 - CopyImage copies every attribute, creates snapshot copies in the target region (sharing the
   source's EBS blocks), applies TagSpecifications / CopyImageTags, honours ClientToken, and
   works across accounts only when the source image and its snapshots were shared with the

@@ -49,7 +49,6 @@ from ..policy import ec2_arch
 from ..timespec import parse_offset
 from .clients import AwsClients
 from .snapshot import (
-    DEFAULT_CONCURRENCY,
     ProgressBar,
     SnapshotUploader,
     UploadedSnapshot,
@@ -530,12 +529,18 @@ class AmiPublisher:
 
     def run(self) -> dict[str, Any]:
         req = self.req
-        base = self.ensure_base_image()
+        try:
+            base = self.ensure_base_image()
+        except (ClientError, BotoCoreError) as e:
+            raise AwsError(f"{req.base_region}: {describe_error(e)}") from e
         when = (deprecation_time(_parse_time(base["CreationDate"]), req.deprecate_in)
                 if req.deprecate_in else None)
         copies = req.copy_regions
         failed = self.grant_copy_accounts(base, copies) if copies else {}
-        self.finish_region(req.base_region, base, when)  # after the grants: they show in it
+        try:
+            self.finish_region(req.base_region, base, when)  # after the grants: they show
+        except (ClientError, BotoCoreError) as e:
+            raise AwsError(f"{req.base_region}: {describe_error(e)}") from e
         for region, reason in failed.items():
             self.output.fail(region, reason)
 
@@ -620,5 +625,3 @@ def run_ami(args: Any, infra: InfraConfig) -> int:
     sys.stdout.write(dump_json(result))
     return 0
 
-
-__all__ = ["AmiRequest", "AmiPublisher", "RegionImage", "run_ami", "DEFAULT_CONCURRENCY"]

@@ -2,8 +2,10 @@
 
 What `upload_snapshot` does for the operator, in order:
 1. StartSnapshot with the volume size in GiB (the image size rounded up), tags, a
-   description and a client token derived from what is uploaded, so a retried request
-   cannot create a second snapshot.
+   description and the caller's client token, so a retried request cannot create a second
+   snapshot (`ami` derives it from the run, region, AMI name and volume: fixed for every
+   retry within a run, new for a run after a failure, whose snapshot was deleted and must
+   not be handed back).
 2. Read the image in 512 KiB blocks, in order, with at most `concurrency` blocks in memory:
    all-zero blocks are skipped (a new snapshot reads as zeros), the last block is zero-padded,
    every other block is sent with PutSnapshotBlock and its SHA-256, many in flight at once,
@@ -228,7 +230,7 @@ class UploadSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1024:
-            raise UsageError(f"upload concurrency must be 1..1024, got {self.concurrency}")
+            raise UsageError(f"--upload-concurrency must be 1..1024, got {self.concurrency}")
         if self.block_attempts < 1:
             raise UsageError("block attempts must be at least 1")
 
@@ -275,10 +277,13 @@ class SnapshotUploader:
                flag: str = "image") -> UploadedSnapshot:
         size = image_size(path, flag)
         gib = volume_size_gib(size)
-        start = self.ebs.start_snapshot(
-            VolumeSize=gib, Description=description, ClientToken=token,
-            Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-        )
+        try:
+            start = self.ebs.start_snapshot(
+                VolumeSize=gib, Description=description, ClientToken=token,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise AwsError(f"{flag} {path}: StartSnapshot failed: {describe_error(e)}") from e
         snapshot_id = start["SnapshotId"]
         block_size = start.get("BlockSize", BLOCK_SIZE)
         if block_size != BLOCK_SIZE:
