@@ -232,6 +232,8 @@ def _add_ssm_commands(sub) -> None:
     p.add_argument("--allow-private-images", action="store_true",
                    help="allow parameters under /aws/ to point at private images")
     p.add_argument("--ssm-parameter-output", help="write the region -> name -> value JSON here")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the difference and run the refusal checks; write nothing to SSM")
 
     p = _cmd(sub, "promote-ssm", "copy parameters of one version to another name (e.g. latest)")
     _variant_arch(p)
@@ -240,6 +242,8 @@ def _add_ssm_commands(sub) -> None:
     p.add_argument("--regions", help="comma-separated regions (default: aws.regions)")
     p.add_argument("--template-path", required=True, help="SSM parameter templates (TOML)")
     p.add_argument("--ssm-parameter-output", help="merge the promoted parameters into this JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the difference and check the sources; write nothing")
 
     p = _cmd(sub, "validate-ssm", "compare expected SSM parameters with what each region holds")
     p.add_argument("--expected-parameters-path", required=True,

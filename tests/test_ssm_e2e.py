@@ -1,0 +1,277 @@
+"""End to end: the `pubsys` CLI (a subprocess) publishes, promotes and validates SSM parameters
+in a moto server. AMIs are registered directly with boto3 and the AMI JSON written here, so
+these tests do not depend on `pubsys ami`. PutParameter calls are counted by the server
+(devtools/moto_ext_ssm.py), so "no write" is checked where the writes would land.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from conftest import ROOT, MotoServer
+
+REGIONS = ["us-west-2", "us-east-1", "eu-west-1"]
+PREFIX = "/pubsys-test"
+VARIANT = "aws-k8s-1.31"
+DEFAULTS = ROOT / "policies" / "ssm" / "defaults.toml"
+# Unpaced against moto; a short read-back budget so a failing read-back fails fast.
+FAST = {"PUBSYS_SSM_PUT_RATE": "0", "PUBSYS_SSM_GET_RATE": "0",
+        "PUBSYS_SSM_READBACK_SECONDS": "2"}
+
+
+def names(version: str) -> tuple[str, str]:
+    base = f"{PREFIX}/{VARIANT}/x86_64/{version}"
+    return f"{base}/image_id", f"{base}/image_version"
+
+
+@dataclass
+class World:
+    server: MotoServer
+    dir: Path
+    run_pubsys: Any
+
+    def client(self, service: str, region: str) -> Any:
+        return boto3.client(service, region_name=region, endpoint_url=self.server.url)
+
+    def run(self, *args: str):
+        return self.run_pubsys(*args, env={**self.server.env(), **FAST})
+
+    def infra(self, prefix: str = PREFIX) -> None:
+        (self.dir / "Infra.toml").write_text(
+            f"[aws]\nregions = {json.dumps(REGIONS)}\nssm_prefix = \"{prefix}\"\n")
+
+    def register_amis(self, name: str, regions: list[str] = REGIONS,
+                      path: str = "amis.json") -> dict[str, str]:
+        """Register an AMI per region and (re)write the AMI JSON with them."""
+        file = self.dir / path
+        data = json.loads(file.read_text()) if file.exists() else {}
+        ids = {}
+        for region in regions:
+            ids[region] = self.client("ec2", region).register_image(
+                Name=name, Description="SSM test image")["ImageId"]
+            data[region] = {"id": ids[region], "name": name, "public": False,
+                            "launch_permissions": []}
+        file.write_text(json.dumps(data))
+        return ids
+
+    def ssm(self, *extra: str, version: str = "1.0.0") -> Any:
+        return self.run("ssm", "--ami-input", "amis.json", "--variant", VARIANT, "--arch",
+                        "amd64", "--version", version, "--template-path", DEFAULTS, *extra)
+
+    def promote(self, *extra: str, source: str = "1.0.0") -> Any:
+        return self.run("promote-ssm", "--variant", VARIANT, "--arch", "x86_64", "--source",
+                        source, "--target", "latest", "--template-path", DEFAULTS, *extra)
+
+    def live(self, region: str) -> dict[str, dict[str, Any]]:
+        pages = self.client("ssm", region).get_paginator("get_parameters_by_path").paginate(
+            Path=PREFIX, Recursive=True)
+        return {p["Name"]: p for page in pages for p in page["Parameters"]}
+
+    def values(self) -> dict[str, dict[str, str]]:
+        return {r: {n: p["Value"] for n, p in self.live(r).items()} for r in REGIONS}
+
+    def puts(self) -> int:
+        with urllib.request.urlopen(f"{self.server.url}/pubsys-ext/ssm/calls") as resp:
+            calls = json.load(resp)
+        return sum(actions.get("PutParameter", 0) for actions in calls.values())
+
+
+@pytest.fixture
+def world(moto_server, run_pubsys, tmp_path) -> World:
+    w = World(moto_server, tmp_path, run_pubsys)
+    w.infra()
+    return w
+
+
+def test_default_templates_publish_to_three_regions_and_a_rerun_writes_nothing(world):
+    amis = world.register_amis("br-1.0.0")
+    r = world.ssm("--ssm-parameter-output", "out.json")
+    assert r.returncode == 0, r
+    assert "6 new, 0 changing, 0 unchanged" in r.stdout
+    image_id, image_version = names("1.0.0")
+    expected = {region: {image_id: amis[region], image_version: "1.0.0"} for region in REGIONS}
+    assert world.values() == expected
+    assert json.loads((world.dir / "out.json").read_text()) == expected
+    for region in REGIONS:
+        live = world.live(region)
+        assert live[image_id]["DataType"] == "aws:ec2:image"
+        assert live[image_version]["DataType"] == "text"
+        assert live[image_id]["Type"] == "String"
+    assert world.puts() == 6
+
+    again = world.ssm()
+    assert again.returncode == 0, again
+    assert "no changes" in again.stdout
+    assert world.puts() == 6  # not one PutParameter call
+    assert world.values() == expected
+
+
+def test_changed_ami_needs_allow_clobber_and_then_changes_exactly_that_parameter(world):
+    world.register_amis("br-1.0.0")
+    assert world.ssm().returncode == 0
+    before, puts = world.values(), world.puts()
+    new_id = world.register_amis("br-1.0.0-rebuilt", regions=["us-east-1"])["us-east-1"]
+    image_id, _ = names("1.0.0")
+
+    refused = world.ssm("--ssm-parameter-output", "out.json")
+    assert refused.returncode == 1, refused
+    assert "--allow-clobber" in refused.stderr and "nothing was written" in refused.stderr
+    assert f"{image_id} in us-east-1 ({before['us-east-1'][image_id]} -> {new_id})" \
+        in refused.stderr
+    assert "changing" in refused.stdout
+    assert world.puts() == puts and world.values() == before
+    assert not (world.dir / "out.json").exists()
+
+    clobber = world.ssm("--allow-clobber")
+    assert clobber.returncode == 0, clobber
+    assert "0 new, 1 changing, 5 unchanged" in clobber.stdout
+    assert world.puts() == puts + 1
+    after = world.values()
+    assert after["us-east-1"][image_id] == new_id
+    before["us-east-1"][image_id] = new_id
+    assert after == before
+    versions = {r: {n: p["Version"] for n, p in world.live(r).items()} for r in REGIONS}
+    assert sorted(v for region in versions.values() for v in region.values()) == [1] * 5 + [2]
+
+
+def test_dry_run_shows_the_difference_and_writes_nothing_to_ssm(world):
+    amis = world.register_amis("br-1.0.0")
+    r = world.ssm("--dry-run", "--ssm-parameter-output", "planned.json")
+    assert r.returncode == 0, r
+    assert "6 new" in r.stdout and amis["eu-west-1"] in r.stdout
+    assert world.puts() == 0 and world.values() == {region: {} for region in REGIONS}
+    assert set(json.loads((world.dir / "planned.json").read_text())) == set(REGIONS)
+
+
+def test_regions_flag_publishes_a_subset(world):
+    world.register_amis("br-1.0.0")
+    r = world.ssm("--regions", "eu-west-1")
+    assert r.returncode == 0, r
+    assert [bool(v) for v in world.values().values()] == [False, False, True]
+    bad = world.ssm("--regions", "eu-west-1,ap-south-1")
+    assert bad.returncode == 2 and "--regions: ap-south-1 not in amis.json" in bad.stderr
+
+
+def test_promotion_to_latest_validates_all_correct_and_moves_on_the_next_release(world):
+    world.register_amis("br-1.0.0")
+    assert world.ssm("--ssm-parameter-output", "params.json").returncode == 0
+    r = world.promote("--ssm-parameter-output", "params.json")
+    assert r.returncode == 0, r
+    assert "6 new" in r.stdout
+    merged = json.loads((world.dir / "params.json").read_text())
+    for region in REGIONS:
+        assert set(merged[region]) == set(names("1.0.0") + names("latest"))
+        assert merged[region][names("latest")[0]] == merged[region][names("1.0.0")[0]]
+
+    v = world.run("validate-ssm", "--expected-parameters-path", "params.json",
+                  "--check-unexpected")
+    assert v.returncode == 0, v
+    assert "12 Correct" in v.stdout and "Incorrect" not in v.stdout
+
+    puts = world.puts()
+    again = world.promote()
+    assert again.returncode == 0 and "no changes" in again.stdout and world.puts() == puts
+
+    # The next release: latest moves without --allow-clobber (that is what promotion is for).
+    new = world.register_amis("br-1.0.1")
+    assert world.ssm("--version", "1.0.1", "--ssm-parameter-output", "p2.json").returncode == 0
+    r = world.promote("--source", "1.0.1", "--ssm-parameter-output", "p2.json")
+    assert r.returncode == 0, r
+    assert "0 new, 6 changing" in r.stdout
+    assert {region: world.values()[region][names("latest")[0]] for region in REGIONS} == new
+    v = world.run("validate-ssm", "--expected-parameters-path", "p2.json")
+    assert v.returncode == 0, v
+
+
+def test_promotion_refuses_when_a_source_parameter_is_missing_in_any_region(world):
+    world.register_amis("br-1.0.0")
+    assert world.ssm().returncode == 0
+    world.client("ssm", "eu-west-1").delete_parameter(Name=names("1.0.0")[0])
+    puts = world.puts()
+    r = world.promote("--ssm-parameter-output", "params.json")
+    assert r.returncode == 1, r
+    assert f"{names('1.0.0')[0]} in eu-west-1" in r.stderr
+    assert "nothing was written" in r.stderr
+    assert world.puts() == puts
+    assert all(names("latest")[0] not in values for values in world.values().values())
+    assert not (world.dir / "params.json").exists()
+
+
+def test_validation_finds_a_deleted_parameter_and_an_unexpected_one(world):
+    world.register_amis("br-1.0.0")
+    assert world.ssm("--ssm-parameter-output", "params.json").returncode == 0
+    assert world.promote("--ssm-parameter-output", "params.json").returncode == 0
+    ssm = world.client("ssm", "us-east-1")
+    ssm.delete_parameter(Name=names("latest")[1])
+    ssm.put_parameter(Name=f"{PREFIX}/someone/else", Value="x", Type="String")
+    ssm.put_parameter(Name="/outside/the/prefix", Value="y", Type="String")
+
+    r = world.run("validate-ssm", "--expected-parameters-path", "params.json",
+                  "--check-unexpected", "--json", "--write-results-path", "results.json",
+                  "--write-results-filter", "missing,Unexpected")
+    assert r.returncode == 3, r
+    rows = json.loads(r.stdout)
+    bad = [(row["region"], row["name"], row["status"]) for row in rows
+           if row["status"] != "Correct"]
+    assert bad == [("us-east-1", names("latest")[1], "Missing"),
+                   ("us-east-1", f"{PREFIX}/someone/else", "Unexpected")]
+    assert sum(row["status"] == "Correct" for row in rows) == 11
+    assert [(row["name"], row["status"]) for row in
+            json.loads((world.dir / "results.json").read_text())] == \
+        [(names("latest")[1], "Missing"), (f"{PREFIX}/someone/else", "Unexpected")]
+
+    table = world.run("validate-ssm", "--expected-parameters-path", "params.json")
+    assert table.returncode == 3, table
+    assert "11 Correct, 1 Missing" in table.stdout and "Unexpected" not in table.stdout
+    assert "someone/else" not in table.stdout
+
+    bad_filter = world.run("validate-ssm", "--expected-parameters-path", "params.json",
+                           "--write-results-path", "r.json", "--write-results-filter", "Wrong")
+    assert bad_filter.returncode == 2 and "unknown status 'Wrong'" in bad_filter.stderr
+
+
+def test_parameters_under_aws_must_name_public_images(world):
+    world.infra(prefix="/aws/service/pubsys-test")
+    amis = world.register_amis("br-1.0.0")
+    r = world.ssm("--dry-run")
+    assert r.returncode == 1, r
+    assert "not public" in r.stderr and "--allow-private-images" in r.stderr
+    assert f"-> {amis['us-west-2']} (private)" in r.stderr
+    assert world.ssm("--dry-run", "--allow-private-images").returncode == 0
+
+    for region, ami in amis.items():
+        world.client("ec2", region).modify_image_attribute(
+            ImageId=ami, LaunchPermission={"Add": [{"Group": "all"}]})
+    public = world.ssm("--dry-run")
+    assert public.returncode == 0, public
+    # moto reserves /aws/ for AWS itself (as AWS does), so no real write is attempted here.
+
+
+def test_a_value_aws_cannot_confirm_fails_the_read_back(world):
+    world.register_amis("br-1.0.0")
+    data = json.loads((world.dir / "amis.json").read_text())
+    data["us-east-1"]["id"] = "ami-00000000000000000"  # well formed, but no such image
+    (world.dir / "amis.json").write_text(json.dumps(data))
+    r = world.ssm()
+    assert r.returncode == 1, r
+    assert "did not read back as written" in r.stderr
+    assert f"{names('1.0.0')[0]} in us-east-1: wrote ami-00000000000000000, reads nothing" \
+        in r.stderr
+
+
+def test_bad_template_is_refused_before_any_aws_call(world):
+    world.register_amis("br-1.0.0")
+    (world.dir / "bad.toml").write_text('[[parameter]]\nname = "{variant}/{flavour}"\n'
+                                        'value = "{image_id}"\n')
+    r = world.run("ssm", "--ami-input", "amis.json", "--variant", VARIANT, "--arch", "x86_64",
+                  "--version", "1.0.0", "--template-path", "bad.toml")
+    assert r.returncode == 2, r
+    assert "bad.toml" in r.stderr and "{flavour}" in r.stderr
+    assert world.puts() == 0

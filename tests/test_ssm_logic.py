@@ -1,0 +1,193 @@
+"""The pure parts of pubsys.aws.ssm: differences, refusals, validation rows, pacing, files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pubsys.aws.ssm import (
+    Change,
+    Pacer,
+    Pacing,
+    SsmKey,
+    SsmRefused,
+    compare_parameters,
+    data_type_for,
+    diff_parameters,
+    format_changes,
+    load_ami_json,
+    load_ssm_json,
+    refuse_clobber,
+    to_ssm_json,
+    to_write,
+    under_path,
+)
+from pubsys.errors import UsageError
+
+W, E = "us-west-2", "eu-west-1"
+
+
+def test_difference_classifies_new_unchanged_and_changing():
+    wanted = {SsmKey(W, "/p/id"): "ami-2", SsmKey(W, "/p/v"): "1", SsmKey(E, "/p/id"): "ami-3"}
+    current = {SsmKey(W, "/p/id"): "ami-1", SsmKey(W, "/p/v"): "1",
+               SsmKey(W, "/p/old"): "not wanted any more"}
+    changes = diff_parameters(wanted, current)
+    assert {(c.key, c.kind, c.old, c.new) for c in changes} == {
+        (SsmKey(W, "/p/id"), "changing", "ami-1", "ami-2"),
+        (SsmKey(W, "/p/v"), "unchanged", "1", "1"),
+        (SsmKey(E, "/p/id"), "new", None, "ami-3"),
+    }
+    assert {c.key for c in to_write(changes)} == {SsmKey(W, "/p/id"), SsmKey(E, "/p/id")}
+
+
+def test_difference_output_shows_old_and_new_values_and_counts():
+    text = format_changes(diff_parameters(
+        {SsmKey(W, "/p/id"): "ami-2", SsmKey(E, "/p/id"): "ami-3", SsmKey(W, "/p/v"): "1"},
+        {SsmKey(W, "/p/id"): "ami-1", SsmKey(W, "/p/v"): "1"}))
+    lines = [line.split() for line in text.splitlines()]
+    assert lines[:3] == [["new", "eu-west-1", "/p/id", "ami-3"],
+                         ["changing", "us-west-2", "/p/id", "ami-1", "->", "ami-2"],
+                         ["unchanged", "us-west-2", "/p/v", "1"]]
+    assert text.splitlines()[-1] == "1 new, 1 changing, 1 unchanged"
+
+
+def test_nothing_to_do_says_no_changes():
+    same = {SsmKey(W, "/p/id"): "ami-1"}
+    assert format_changes(diff_parameters(same, same)).splitlines()[-1] == \
+        "no changes (1 parameters unchanged)"
+
+
+def test_clobber_refusal_names_every_changing_parameter():
+    changes = [Change(SsmKey(W, "/p/id"), "ami-2", "ami-1"), Change(SsmKey(E, "/p/x"), "a", None)]
+    with pytest.raises(SsmRefused) as e:
+        refuse_clobber(changes)
+    assert "/p/id in us-west-2 (ami-1 -> ami-2)" in str(e.value)
+    assert "--allow-clobber" in str(e.value) and "/p/x" not in str(e.value)
+    refuse_clobber([Change(SsmKey(W, "/p/id"), "ami-1", "ami-1")])  # unchanged is fine
+
+
+@pytest.mark.parametrize("value,kind", [
+    ("ami-0123456789abcdef0", "aws:ec2:image"), ("ami-12345678", "aws:ec2:image"),
+    ("1.0.0", "text"), ("ami-xyz", "text"), ("see ami-12345678", "text"),
+])
+def test_only_ami_ids_get_the_image_data_type(value, kind):
+    assert data_type_for(value) == kind
+
+
+def test_validation_rows_cover_every_status():
+    expected = {W: {"/p/a": "1", "/p/b": "2", "/p/c": "3"}, E: {"/p/a": "1"}}
+    actual = {W: {"/p/a": "1", "/p/b": "two", "/p/extra": "x"}, E: None}
+    rows = compare_parameters(expected, actual, check_unexpected=True)
+    assert [(r["region"], r["name"], r["status"]) for r in rows] == [
+        (E, "/p/a", "Unreachable"),
+        (W, "/p/a", "Correct"), (W, "/p/b", "Incorrect"), (W, "/p/c", "Missing"),
+        (W, "/p/extra", "Unexpected"),
+    ]
+    assert rows[2]["expected_value"] == "2" and rows[2]["actual_value"] == "two"
+    without = compare_parameters(expected, actual, check_unexpected=False)
+    assert "Unexpected" not in {r["status"] for r in without}
+
+
+@pytest.mark.parametrize("name,path,inside", [
+    ("/p/a", "/p", True), ("/p/a/b", "/p", True), ("/pp/a", "/p", False), ("/x", "/", True),
+])
+def test_under_path(name, path, inside):
+    assert under_path(name, path) is inside
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_pacer_spaces_calls_at_its_rate():
+    clock = FakeClock()
+    pacer = Pacer(4.0, floor=0.5, throttle_start=10, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        pacer.wait()
+    assert clock.now == pytest.approx(1.0)  # 5 calls at 4/s: the 5th goes at t=1 s
+
+
+def test_pacer_halves_on_throttle_once_per_cooldown_and_recovers():
+    clock = FakeClock()
+    pacer = Pacer(4.0, floor=0.5, throttle_start=10, recover_after=3, cooldown=1.0,
+                  clock=clock, sleep=clock.sleep)
+    pacer.throttled()
+    pacer.throttled()  # same burst: counted, not halved again
+    assert (pacer.rate, pacer.throttles) == (2.0, 2)
+    clock.now += 2
+    for _ in range(4):
+        pacer.throttled()
+        clock.now += 2
+    assert pacer.rate == 0.5  # the floor
+    for _ in range(3):
+        pacer.succeeded()
+    assert pacer.rate == 0.75
+    for _ in range(30):
+        pacer.succeeded()
+    assert pacer.rate == 4.0  # never above the configured rate
+
+
+def test_unpaced_pacer_starts_pacing_when_throttled():
+    clock = FakeClock()
+    pacer = Pacer(None, floor=0.5, throttle_start=10, recover_after=1, clock=clock,
+                  sleep=clock.sleep)
+    pacer.wait()
+    pacer.wait()
+    assert clock.slept == []
+    pacer.throttled()
+    assert pacer.rate == 10
+    pacer.succeeded()
+    assert pacer.rate is None
+
+
+def test_pacing_defaults_are_safe_and_env_overrides_them():
+    assert Pacing.from_env({}) == Pacing(put_rate=3.0, get_rate=20.0, readback_seconds=60.0)
+    p = Pacing.from_env({"PUBSYS_SSM_PUT_RATE": "0", "PUBSYS_SSM_GET_RATE": "50",
+                         "PUBSYS_SSM_READBACK_SECONDS": "2"})
+    assert (p.put_rate, p.get_rate, p.readback_seconds) == (None, 50.0, 2.0)
+    with pytest.raises(UsageError, match="PUBSYS_SSM_PUT_RATE='fast' must be a number"):
+        Pacing.from_env({"PUBSYS_SSM_PUT_RATE": "fast"})
+
+
+def test_ami_json_loads_and_bad_entries_name_file_and_region(tmp_path):
+    good = tmp_path / "amis.json"
+    good.write_text(json.dumps({W: {"id": "ami-0123456789abcdef0", "name": "n", "public": True,
+                                    "launch_permissions": [{"group": "all"}]}}))
+    assert load_ami_json(good)[W].id == "ami-0123456789abcdef0"
+    bad = tmp_path / "bad.json"
+    for content, message in [
+        ({}, "at least one region"),
+        ({W: "ami-0123456789abcdef0"}, f"region '{W}' must map to an object"),
+        ({W: {"id": "i-123", "name": "n"}}, f"region '{W}': 'id' must be an AMI id"),
+        ({W: {"id": "ami-0123456789abcdef0"}}, "'name' must be a non-empty string"),
+    ]:
+        bad.write_text(json.dumps(content))
+        with pytest.raises(UsageError, match=message) as e:
+            load_ami_json(bad)
+        assert str(bad) in str(e.value)
+    bad.write_text("{not json")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        load_ami_json(bad)
+    with pytest.raises(UsageError, match="not found"):
+        load_ami_json(tmp_path / "absent.json")
+
+
+def test_ssm_json_round_trips_and_rejects_non_string_values(tmp_path):
+    params = {SsmKey(W, "/p/a"): "1", SsmKey(E, "/p/a"): "2"}
+    path = tmp_path / "ssm.json"
+    path.write_text(json.dumps(to_ssm_json(params)))
+    assert load_ssm_json(path) == {W: {"/p/a": "1"}, E: {"/p/a": "2"}}
+    assert load_ssm_json(tmp_path / "absent.json", missing_ok=True) == {}
+    path.write_text(json.dumps({W: {"/p/a": 1}}))
+    with pytest.raises(UsageError, match="parameter '/p/a': the value must be a string"):
+        load_ssm_json(path)
