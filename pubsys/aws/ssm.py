@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import report
@@ -72,7 +73,7 @@ from ..policy import (
     render_ssm_parameters,
     ssm_prefix_path,
 )
-from .clients import AwsClients
+from .clients import DEFAULT_POOL, AwsClients
 
 log = logging.getLogger(__name__)
 
@@ -415,14 +416,27 @@ def _aws_message(e: Exception) -> str:
     return str(e)
 
 
+class _WriteClients(AwsClients):
+    """Clients for PutParameter: botocore's standard retries with few attempts.
+
+    Our per-region pacer adapts the write rate to throttling; botocore's adaptive mode would
+    stack a second client-side limiter on it (one that drops to 0.5 calls/s after a single
+    throttle and recovers slowly), so writes use the standard mode and requeue what is
+    still throttled after a few attempts.
+    """
+
+    def botocore_config(self, pool: int = DEFAULT_POOL) -> Config:
+        return super().botocore_config(pool).merge(
+            Config(retries={"mode": "standard", "total_max_attempts": self.max_attempts}))
+
+
 class ParameterStore:
     """Reads and writes Parameter Store in many regions, each region paced on its own."""
 
     def __init__(self, infra: InfraConfig, pacing: Pacing):
         self.pacing = pacing
         self.clients = AwsClients(infra.aws)
-        # Writes get few botocore attempts: throttling is handled by our pacer, per region.
-        self.write_clients = AwsClients(infra.aws, max_attempts=WRITE_ATTEMPTS)
+        self.write_clients = _WriteClients(infra.aws, max_attempts=WRITE_ATTEMPTS)
         self._pacers: dict[tuple[str, str], Pacer] = {}
         self._lock = threading.RLock()  # _client() asks pacer() while holding it
 
