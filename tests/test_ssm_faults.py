@@ -67,9 +67,10 @@ def hook_clients(monkeypatch, region_filter, event: str, handler) -> None:
 
 
 def run(argv: list[str]) -> int:
+    """Parse like the CLI and call the command (cli.main would reconfigure logging)."""
     args = build_parser().parse_args(argv)
-    return int(ssm_module.__dict__[{"ssm": "run_ssm", "validate-ssm": "run_validate_ssm"}[
-        args.command]](args, load_infra_config(args.infra_config_path)) or 0)
+    command = {"ssm": ssm_module.run_ssm, "validate-ssm": ssm_module.run_validate_ssm}
+    return int(command[args.command](args, load_infra_config(args.infra_config_path)) or 0)
 
 
 def server_calls(url: str) -> dict[str, dict[str, int]]:

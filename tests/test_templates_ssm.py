@@ -122,7 +122,8 @@ def test_malformed_braces_are_an_error():
     ({"value": "v"}, "'parameter[0].name' is required"),
     ({"name": "", "value": "v"}, "'parameter[0].name' is required"),
     ({"name": "n", "value": "  "}, "'parameter[0].value' is required"),
-    ({"name": "n", "value": "v", "variant": "aws-k8s-1.31"}, "'parameter[0].variant' must be an array"),
+    ({"name": "n", "value": "v", "variant": "aws-k8s-1.31"},
+     "'parameter[0].variant' must be an array"),
     ({"name": "n", "value": "v", "arch": ["sparc"]}, "'parameter[0].arch': unknown arch 'sparc'"),
     ({"name": "n", "value": "v", "type": "String"}, "unknown key 'parameter[0].type'"),
 ])
