@@ -200,3 +200,38 @@ def test_bad_input_names_the_flag(world):
         assert flag in result.stderr and words in result.stderr, (override, result.stderr)
     assert not world.output.exists()
     assert world.own_snapshots("us-west-2") == []
+
+
+def test_interrupt_during_copies_keeps_finished_regions_and_rerun_reuses_pending_copies(world):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _no_error(world.ami("--regions", "us-west-2"))
+    world.moto_api("/moto-api/state-manager/set-transition",
+                   {"model_name": "ec2::image",
+                    "transition": {"progression": "manual", "times": 10_000}})
+    args = [sys.executable, "-m", "pubsys.cli", "ami", "--os-image", str(world.os_image),
+            "--arch", "x86_64", "--name", NAME, "--ami-output", str(world.output),
+            "--poll-interval", "0.05"]
+    proc = subprocess.Popen(args, cwd=world.root, env={**os.environ, **world.env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not all(world.own_images(r) for r in REGIONS) and time.monotonic() < deadline:
+        time.sleep(0.1)  # until every copy has started (they stay pending)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert list(world.amis()) == ["us-west-2"]
+    failures = json.loads((world.root / "amis.json.failures.json").read_text())
+    assert sorted(failures) == sorted(REGIONS[1:])
+    assert all("interrupted" in f["error"] for f in failures.values())
+    pending = {r: world.own_images(r)[0]["ImageId"] for r in REGIONS[1:]}
+
+    world.moto_api("/moto-api/state-manager/set-transition",
+                   {"model_name": "ec2::image", "transition": {"progression": "immediate"}})
+    _no_error(world.ami())
+    assert {r: world.amis()[r]["id"] for r in REGIONS[1:]} == pending

@@ -275,6 +275,18 @@ def test_interrupt_deletes_the_snapshot(tmp_path):
     assert ec2.deleted == ["snap-0123456789abcdef0"]
 
 
+def test_stop_from_the_main_thread_ends_the_upload_and_deletes_the_snapshot(tmp_path):
+    path = _image(tmp_path / "img", {i: b"z" for i in range(40)}, 40 * BLOCK_SIZE)
+    ebs, ec2, stop = FakeEbs(), FakeEc2(), threading.Event()
+    ebs.on_put = lambda: len(ebs.blocks) >= 5 and stop.set()
+    up = SnapshotUploader(ebs, ec2, _settings(concurrency=2), stop=stop)
+    with pytest.raises(AwsError, match="interrupted at block"):
+        up.upload(path, description="d", tags={}, token="t")
+    assert 5 <= len(ebs.blocks) < 40
+    assert ebs.completed is None
+    assert ec2.deleted == ["snap-0123456789abcdef0"]
+
+
 @pytest.mark.parametrize("content", [None, b""])
 def test_missing_or_empty_image_is_refused_before_any_call(tmp_path, content):
     path = tmp_path / "img"

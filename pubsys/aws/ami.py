@@ -23,6 +23,8 @@ What it does for the operator, in order:
    regions fail, it still holds every region that worked, the failures (region and reason)
    go to `AMI_OUTPUT.failures.json`, and the command exits non-zero; a re-run finds what
    exists and finishes only the missing regions. On success the JSON is also printed.
+Ctrl-C stops uploads at the next block (deleting their snapshots) and abandons the waits for
+copies (which AWS goes on making; a re-run finds and reuses them), keeping the output.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from .snapshot import (
     client_token,
     describe_error,
     image_size,
+    stoppable_sleep,
     wait_for,
 )
 
@@ -323,6 +326,7 @@ class AmiPublisher:
         self.req, self.clients = req, clients
         self.run_id = uuid.uuid4().hex  # snapshot tokens: stable within this run
         self.output = AmiOutput(req.output)
+        self.stop = threading.Event()  # set on Ctrl-C: worker threads stop and clean up
 
     def ec2(self, region: str) -> Any:
         return self.clients.client("ec2", region)
@@ -373,7 +377,7 @@ class AmiPublisher:
         ebs = self.clients.client("ebs", region, pool=pool)
         ec2 = self.clients.client("ec2", region)
         progress = ProgressBar(total, f"{region} upload") if req.progress else None
-        uploader = SnapshotUploader(ebs, ec2, req.upload, progress)
+        uploader = SnapshotUploader(ebs, ec2, req.upload, progress, stop=self.stop)
 
         def upload(label: str, path: Path, flag: str) -> UploadedSnapshot:
             return uploader.upload(
@@ -382,19 +386,25 @@ class AmiPublisher:
                 token=client_token("pubsys-snapshot", self.run_id, region, req.name, label),
                 flag=flag)
 
+        results: list[UploadedSnapshot] = []
+        errors: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=len(jobs)) as ex:
             futures = [ex.submit(upload, *job) for job in jobs]
-            results, errors = [], []
-            for fut in futures:
-                try:
-                    results.append(fut.result())
-                except BaseException as e:  # noqa: BLE001 - collected, re-raised below
-                    errors.append(e)
+            try:
+                for fut in futures:
+                    try:
+                        results.append(fut.result())
+                    except Exception as e:  # noqa: BLE001 - collected, re-raised below
+                        errors.append(e)
+            except KeyboardInterrupt as e:
+                self.stop.set()  # uploads stop at the next block and delete their snapshots
+                errors.append(e)
+                results = [f.result() for f in futures if not f.exception()]
         if progress:
             progress.close()
         if errors:
             self.delete_snapshots(region, [s.snapshot_id for s in results])
-            raise errors[0]
+            raise errors[-1] if isinstance(errors[-1], KeyboardInterrupt) else errors[0]
         return results
 
     def delete_snapshots(self, region: str, ids: list[str]) -> None:
@@ -409,7 +419,8 @@ class AmiPublisher:
 
     def wait_available(self, ec2: Any, image_id: str, what: str) -> None:
         wait_for(ec2.get_waiter("image_available"), what, self.req.wait,
-                 describe_failure=_image_failure, ImageIds=[image_id])
+                 describe_failure=_image_failure, sleep=stoppable_sleep(self.stop),
+                 ImageIds=[image_id])
 
     # deprecation ------------------------------------------------------------------------
 
@@ -549,15 +560,26 @@ class AmiPublisher:
                 image = self.copy_to_region(base, region)
                 self.finish_region(region, image, when)
             except (PubsysError, ClientError, BotoCoreError) as e:
-                reason = str(e) if isinstance(e, PubsysError) else f"{region}: {describe_error(e)}"
+                if self.stop.is_set():
+                    reason = f"{region}: interrupted before the copy was available; re-run"
+                elif isinstance(e, PubsysError):
+                    reason = str(e)
+                else:
+                    reason = f"{region}: {describe_error(e)}"
                 log.error("%s", reason)
                 self.output.fail(region, reason)
 
         todo = [r for r in copies if r not in failed]
         if todo:
-            with ThreadPoolExecutor(max_workers=min(32, len(todo)),
-                                    thread_name_prefix="copy") as ex:
-                list(ex.map(copy, todo))
+            ex = ThreadPoolExecutor(max_workers=min(32, len(todo)), thread_name_prefix="copy")
+            try:
+                for fut in [ex.submit(copy, r) for r in todo]:
+                    fut.result()
+            except KeyboardInterrupt:
+                self.stop.set()  # waiting copies give up now; the output keeps what is done
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+            ex.shutdown(wait=True)
         if self.output.failures:
             n, total = len(self.output.failures), len(copies)
             details = "; ".join(e for _, e in sorted(self.output.failures.items()))

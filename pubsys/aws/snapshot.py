@@ -109,6 +109,16 @@ def describe_error(error: BaseException) -> str:
 # --- waiting -----------------------------------------------------------------------------
 
 
+def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends early, with an error, once `stop` is set (Ctrl-C in the main
+    thread sets it so worker threads stop waiting and clean up)."""
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise AwsError("interrupted")
+
+    return sleep
+
+
 @dataclass(frozen=True)
 class WaitPolicy:
     """How to wait for AWS: first poll after `delay` s, growing 1.5x up to `max_delay`,
@@ -266,12 +276,15 @@ class SnapshotUploader:
 
     def __init__(self, ebs: Any, ec2: Any, settings: UploadSettings | None = None,
                  progress: ProgressBar | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: Callable[[], float] = random.random):
+                 sleep: Callable[[float], None] | None = None,
+                 rng: Callable[[], float] = random.random,
+                 stop: threading.Event | None = None):
         self.ebs, self.ec2 = ebs, ec2
         self.settings = settings or UploadSettings()
         self.progress = progress
-        self._sleep, self._rng = sleep, rng
+        self.stop = stop or threading.Event()
+        self._sleep = sleep or stoppable_sleep(self.stop)
+        self._rng = rng
 
     def upload(self, path: Path, *, description: str, tags: dict[str, str], token: str,
                flag: str = "image") -> UploadedSnapshot:
@@ -355,6 +368,9 @@ class SnapshotUploader:
                     if failure:
                         slots.release()
                         break
+                    if self.stop.is_set():
+                        slots.release()
+                        raise AwsError(f"interrupted at block {index} of {n}")
                     block = os.pread(fd, BLOCK_SIZE, index * BLOCK_SIZE)
                     nbytes = len(block)
                     if nbytes < BLOCK_SIZE:
