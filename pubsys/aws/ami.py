@@ -386,6 +386,9 @@ class AmiPublisher:
                 token=client_token("pubsys-snapshot", self.run_id, region, req.name, label),
                 flag=flag)
 
+        log.info("%s: uploading %s as EBS snapshots (%s blocks in flight per image)", region,
+                 " and ".join(f"{path} ({image_size(path, flag) / 2**20:.1f} MiB)"
+                              for _, path, flag in jobs), req.upload.concurrency)
         results: list[UploadedSnapshot] = []
         errors: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=len(jobs)) as ex:
@@ -405,6 +408,10 @@ class AmiPublisher:
         if errors:
             self.delete_snapshots(region, [s.snapshot_id for s in results])
             raise errors[-1] if isinstance(errors[-1], KeyboardInterrupt) else errors[0]
+        for (label, _, _), snap in zip(jobs, results):
+            log.info("%s: %s volume is %s: %d GiB, %d of %d blocks written (the rest are "
+                     "zeros)", region, label, snap.snapshot_id, snap.volume_size_gib,
+                     snap.blocks_written, snap.blocks_total)
         return results
 
     def delete_snapshots(self, region: str, ids: list[str]) -> None:

@@ -303,8 +303,8 @@ class SnapshotUploader:
             self._delete(snapshot_id)
             raise AwsError(f"{snapshot_id}: EBS reports block size {block_size}, "
                            f"expected {BLOCK_SIZE}")
-        log.info("uploading %s (%s MiB, %d GiB volume) to %s", path, _mib(size), gib,
-                 snapshot_id)
+        log.debug("uploading %s (%s MiB, %d GiB volume) to %s", path, _mib(size), gib,
+                  snapshot_id)
         try:
             written, digests = self._put_blocks(path, size, snapshot_id)
             self.ebs.complete_snapshot(
@@ -325,8 +325,8 @@ class SnapshotUploader:
                 raise AwsError(f"uploading {path}: {e}; the incomplete snapshot was deleted"
                                ) from e
             raise
-        log.info("%s: %d of %d blocks written (the rest are zeros), completed", snapshot_id,
-                 written, block_count(size))
+        log.debug("%s: %d of %d blocks written (the rest are zeros), completed", snapshot_id,
+                  written, block_count(size))
         return UploadedSnapshot(snapshot_id, gib, size, written, block_count(size))
 
     def _put_blocks(self, path: Path, size: int, snapshot_id: str) -> tuple[int, list[bytes]]:
