@@ -179,10 +179,15 @@ def _add_repo_lifecycle_commands(sub) -> None:
 
 
 def _add_ami_commands(sub) -> None:
-    p = _cmd(sub, "ami", "register an AMI from disk images and copy it to regions")
+    p = _cmd(sub, "ami", "register an AMI from disk images and copy it to regions",
+             "Find the AMI by name and arch in the base region, or upload the images as EBS "
+             "snapshots and register it; then copy it to every other region in parallel. "
+             "--ami-output is rewritten as each region completes; failed regions are listed "
+             "in AMI_OUTPUT.failures.json and a re-run finishes them.")
     p.add_argument("--os-image", required=True, help="raw OS disk image")
     p.add_argument("--data-image", help="raw data disk image (second volume)")
-    p.add_argument("--uefi-data", help="UEFI variable store; sets boot mode uefi-preferred")
+    p.add_argument("--uefi-data", help="file with the base64 UEFI variable store; sets boot "
+                   "mode uefi-preferred and TPM 2.0 (an empty file means no UEFI data)")
     p.add_argument("--arch", required=True, help="x86_64/amd64 or aarch64/arm64")
     p.add_argument("--name", required=True, help="AMI name")
     p.add_argument("--description", help="AMI description")
