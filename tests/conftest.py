@@ -99,7 +99,8 @@ class MotoServer:
 
 def start_moto_server(port: int | None = None) -> MotoServer:
     port = port or free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # moto loads ~1,300 public AMIs per region by default; pubsys never needs them.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "devtools.moto_server", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
