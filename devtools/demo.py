@@ -4,7 +4,8 @@ It runs the real `pubsys` commands (printed as it goes) against local files and 
 on loopback, in this order:
 1. repo: `setup` creates a local key and root.json, `repo` builds a signed TUF repo from small
    sample images it creates, and python-tuf's client verifies it;
-2. AMIs and SSM parameters (see the stages below).
+2. ami: the os image becomes an AMI copied to three more regions and shared with one account;
+3. ssm: parameters naming it are published, promoted to `latest` and validated.
 Everything lands in demo-out/ (recreated each run); keys in keys/ are kept.
 """
 
@@ -32,26 +33,26 @@ def pubsys(*args: str, env: dict[str, str] | None = None, capture: bool = False)
 
 
 def main() -> int:
+    import json
     import shutil
+
+    from devtools import demo_ami, demo_repo, demo_ssm
+    from devtools.moto_server_ctl import local_moto_server
 
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
-    from devtools import demo_repo
-
-    demo_repo.run(pubsys, OUT)  # its os image: demo_repo.image_path(OUT, 'root')
-    aws_stages = [m for m in ("demo_ami", "demo_ssm") if (ROOT / "devtools" / f"{m}.py").exists()]
-    if not aws_stages:
-        return 0
-    from devtools.moto_server_ctl import local_moto_server
-
+    repo_summary = demo_repo.run(pubsys, OUT)
     with local_moto_server() as env:  # moto on Infra.toml's endpoint, stopped afterwards
-        from devtools import demo_ami
-
         ami_json = demo_ami.run(pubsys, OUT, env)
-        if "demo_ssm" in aws_stages:
-            from devtools import demo_ssm
-
-            demo_ssm.run(pubsys, OUT, env, ami_json)
+        ssm_json = demo_ssm.run(pubsys, OUT, env, ami_json)
+    amis = json.loads(ami_json.read_text())
+    params = json.loads(ssm_json.read_text())
+    print("\n== Done ==")
+    print(f"repo:  {repo_summary}")
+    ami_list = ", ".join(f"{region} {entry['id']}" for region, entry in amis.items())
+    print(f"AMIs:  {ami_list} ({ami_json})")
+    count = sum(len(names) for names in params.values())
+    print(f"SSM:   {count} parameters in {len(params)} regions ({ssm_json})")
     return 0
 
 

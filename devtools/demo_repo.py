@@ -13,7 +13,7 @@ VARIANT, ARCH, VERSION = "demo-variant", "x86_64", "1.0.0"
 
 def image_path(out: Path, kind: str) -> Path:
     """Where the sample image of `kind` (boot, root, hash) lives; root doubles as the os image."""
-    return out / "images" / f"demo-{VARIANT}-{ARCH}-{VERSION}-{kind}.img"
+    return out / "images" / f"{VARIANT}-{ARCH}-{VERSION}-{kind}.img"
 
 
 def make_images(out: Path) -> dict[str, Path]:
@@ -32,7 +32,7 @@ def make_images(out: Path) -> dict[str, Path]:
     return paths
 
 
-def run(pubsys, out: Path) -> Path:
+def run(pubsys, out: Path) -> str:
     keys = ROOT / "keys"
     root_json, key = keys / "root.json", keys / "default-key.pem"
     images = make_images(out)
@@ -58,4 +58,5 @@ def run(pubsys, out: Path) -> Path:
           f"(max_version {update['max_version']})")
     print("waves:     " + ", ".join(f"seed {s} at {t}" for s, t in update["waves"].items()))
     print(f"images:    {', '.join(update['images'][k] for k in ('boot', 'root', 'hash'))}\n")
-    return images["root"]
+    return (f"{repo_out} holds update {update['variant']} {update['arch']} "
+            f"{update['version']}, {len(update['waves'])} waves, verified by python-tuf")
