@@ -172,10 +172,11 @@ def _add_repo_lifecycle_commands(sub) -> None:
     p.add_argument("--outdir", required=True, help="the built repo (as given to 'pubsys repo')")
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
 
-    p = _cmd(sub, "root", "manage a root.json (for the owner of the root keys)")
-    p.add_argument("root_args", nargs=argparse.REMAINDER,
-                   help="init | add-key | remove-key | set-threshold | expire | "
-                   "bump-version | sign; 'pubsys root SUBCOMMAND --help' for details")
+    # `root` has its own parser (pubsys/repo/root.py); everything after the word `root`,
+    # --help included, is handed to it.
+    p = sub.add_parser("root", help="manage a root.json (for the owner of the root keys)",
+                       add_help=False)
+    p.add_argument("root_args", nargs=argparse.REMAINDER)
 
 
 def _add_ami_commands(sub) -> None:
@@ -283,7 +284,11 @@ def resolve(command: str) -> Callable:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "root":
+        args.root_args = rest + args.root_args
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     setup_logging(args.log_level)
     debug = args.log_level in ("DEBUG", "TRACE")
     try:
