@@ -19,7 +19,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-out"
-from devtools.demo_repo import ARCH, VARIANT, VERSION  # noqa: E402,F401 (used by stages)
 
 
 def pubsys(*args: str, env: dict[str, str] | None = None, capture: bool = False) -> str:

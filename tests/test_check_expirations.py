@@ -10,7 +10,7 @@ from tuf.api.metadata import Metadata
 from devtools import tufcheck
 from pubsys.repo.lifecycle import RoleExpiry, expired_by
 from pubsys.timespec import format_rfc3339, utcnow
-from tests.test_validate_repo import (  # noqa: F401  (ws is a fixture)
+from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     ARCH,
     VARIANT,
     build,

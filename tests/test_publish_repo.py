@@ -28,7 +28,7 @@ from pubsys.repo.publish import (
     rotated_roles,
 )
 from tests.repo_helpers import write_image
-from tests.test_validate_repo import ARCH, VARIANT, build, ws  # noqa: F401  (ws: fixture)
+from tests.lifecycle_helpers import ARCH, VARIANT, build, ws  # noqa: F401  (ws: fixture)
 
 BUCKET, REGION, PREFIX = "pubsys-test-repo", "us-west-2", "updates"
 

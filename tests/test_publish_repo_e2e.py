@@ -20,7 +20,7 @@ from devtools.tufcheck import ClientResult
 from pubsys import cli
 from pubsys.aws import clients as clients_mod
 from tests.repo_helpers import POLICIES
-from tests.test_validate_repo import ARCH, VARIANT, build, lifecycle, ws  # noqa: F401
+from tests.lifecycle_helpers import ARCH, VARIANT, build, lifecycle, ws  # noqa: F401
 
 BUCKET, REGION, PREFIX = "pubsys-e2e-repo", "us-west-2", "updates"
 

@@ -11,7 +11,7 @@ from devtools import tufcheck
 from pubsys.repo.keys import generate_key_file, load_file_signer
 from pubsys.timespec import utcnow
 from tests.repo_helpers import POLICIES
-from tests.test_validate_repo import (  # noqa: F401  (ws is a fixture)
+from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     ARCH,
     VARIANT,
     build,

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Sequence
@@ -86,13 +84,15 @@ def load_signers_for(repo: RepoConfig, infra: InfraConfig, default_key_path: str
     return keymod.load_signers(sources, clients)
 
 
-def read_root(path: str | Path) -> tuple[bytes, Metadata[Root]]:
+def read_root(path: str | Path, if_missing: str = "run 'pubsys setup' first"
+              ) -> tuple[bytes, Metadata[Root]]:
+    """The bytes and parsed form of a root.json; errors name the file and what to do."""
     from tuf.api.metadata import Metadata, Root
 
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise RepoError(f"root role {path} not found; run 'pubsys setup' first") from None
+        raise RepoError(f"root role {path} not found; {if_missing}") from None
     except OSError as e:
         raise RepoError(f"cannot read root role {path}: {e.strerror}") from None
     try:

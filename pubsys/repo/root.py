@@ -51,6 +51,7 @@ from ..errors import RepoError, SigningKeyError, UsageError
 from ..fsutil import write_bytes_atomic
 from ..timespec import format_rfc3339, parse_point_in_time, utcnow
 from . import keys as keymod
+from .commands import read_root
 from .editor import SPEC_VERSION
 
 log = logging.getLogger(__name__)
@@ -136,16 +137,7 @@ def is_fully_signed(md: Metadata[Root]) -> bool:
 
 
 def read_root_file(path: Path) -> tuple[bytes, Metadata[Root]]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RepoError(f"{path} not found; create it with 'pubsys root init {path}'") from None
-    except OSError as e:
-        raise RepoError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        return data, Metadata[Root].from_bytes(data)
-    except Exception as e:  # DeserializationError and friends
-        raise RepoError(f"{path} is not a valid TUF root role: {e}") from None
+    return read_root(path, if_missing=f"create it with 'pubsys root init {path}'")
 
 
 def write_root_file(path: Path, md: Metadata[Root]) -> None:
