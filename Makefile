@@ -22,6 +22,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/repo_build.py
+	$(PY) bench/snapshot_upload.py
+	$(PY) bench/ssm_publish.py
 
 clean:
 	rm -rf demo-out build *.egg-info .pytest_cache
