@@ -209,6 +209,13 @@ def public_key_from_pem(pem: bytes, label: str) -> Key:
     return SSlibKey.from_crypto(public, scheme=scheme)
 
 
+def _read_key_file(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise SigningKeyError(f"cannot read key {path}: {e.strerror}") from None
+
+
 class _Keys:
     """Loads keys for one command; the AWS client factory is built only if needed."""
 
@@ -225,24 +232,17 @@ class _Keys:
 
     def public_key(self, source: KeySource) -> Key:
         if source.kind == "file":
-            path = Path(source.ref)
-            try:
-                pem = path.read_bytes()
-            except OSError as e:
-                raise SigningKeyError(f"cannot read key {path}: {e.strerror}") from None
-            return public_key_from_pem(pem, f"file:{path}")
+            return public_key_from_pem(_read_key_file(source.ref), f"file:{source.ref}")
         return self.signer(source).signer.public_key
 
     def signer(self, source: KeySource) -> keymod.NamedSigner:
         if source.kind == "file":
-            path = Path(source.ref)
-            try:
-                head = path.read_bytes()
-            except OSError as e:
-                raise SigningKeyError(f"cannot read key {path}: {e.strerror}") from None
-            if b"PRIVATE KEY" not in head and b"PUBLIC KEY" in head:
-                raise SigningKeyError(f"{path} is a public key; signing needs the private key")
-            return keymod.load_file_signer(path)
+            pem = _read_key_file(source.ref)
+            if b"PRIVATE KEY" not in pem and b"PUBLIC KEY" in pem:
+                raise SigningKeyError(f"{source.ref} is a public key; signing needs the "
+                                      "private key")
+            signer = keymod.signer_from_pem(pem, f"file:{source.ref}")
+            return keymod.NamedSigner(signer, f"file:{source.ref}")
         return keymod.load_signer(source, self.clients())
 
 
