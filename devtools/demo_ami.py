@@ -11,8 +11,8 @@ then prints the AMI id of every region.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from devtools.demo_repo import ARCH, VARIANT, VERSION, image_path
 

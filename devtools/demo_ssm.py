@@ -12,8 +12,8 @@ then prints the parameters. Pacing is left at its AWS-safe defaults.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from devtools.demo_repo import ARCH, VARIANT, VERSION
 

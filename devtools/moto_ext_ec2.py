@@ -40,9 +40,10 @@ import binascii
 import json
 import re
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any
 
 GIB = 1024**3
 IMAGE_MODEL = "ec2::image"

@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 _MESSAGE_TYPE: contextvars.ContextVar[str] = contextvars.ContextVar("kms_message_type",
                                                                     default="RAW")

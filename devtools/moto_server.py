@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 EXTENSIONS = ("ec2", "ebs", "ssm", "kms", "s3")
 
 

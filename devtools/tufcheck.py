@@ -14,9 +14,9 @@ import http.server
 import json
 import tempfile
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from tuf.ngclient import Updater
 

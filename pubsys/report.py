@@ -8,7 +8,8 @@ results file, and says whether every row has an OK status.
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Sequence, TextIO
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
 
 from .errors import UsageError
 from .fsutil import dump_json, write_json_atomic

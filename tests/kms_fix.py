@@ -10,7 +10,7 @@ only for the length of the test. pubsys itself sends exactly what real KMS expec
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec

@@ -9,8 +9,18 @@ from pathlib import Path
 import pytest
 
 from pubsys.aws.ami import (
-    AmiOutput, AmiRequest, RegionImage, check_name, copy_token, deprecation_time, find_image,
-    launch_permissions_json, parse_deprecate_in, plan_regions, read_uefi_data, register_params,
+    AmiOutput,
+    AmiRequest,
+    RegionImage,
+    check_name,
+    copy_token,
+    deprecation_time,
+    find_image,
+    launch_permissions_json,
+    parse_deprecate_in,
+    plan_regions,
+    read_uefi_data,
+    register_params,
 )
 from pubsys.aws.snapshot import UploadedSnapshot
 from pubsys.errors import AwsError, UsageError

@@ -11,7 +11,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from tests.test_ami_helpers import (  # noqa: F401 - `world` is a fixture
-    BLOCK, NAME, OTHER_ACCOUNT, REGIONS, infra_toml, world,
+    BLOCK,
+    NAME,
+    OTHER_ACCOUNT,
+    REGIONS,
+    infra_toml,
+    world,
 )
 
 

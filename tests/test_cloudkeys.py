@@ -186,10 +186,9 @@ def test_ssm_plain_string_is_refused_without_echoing_it():
 
 
 def test_ssm_missing_parameter_is_named_with_its_region():
-    with mocked_aws() as clients:
-        with pytest.raises(SigningKeyError,
-                           match=f"SSM parameter /nope not found in {REGION}"):
-            cloudkeys.load_cloud_signer(KeySource("ssm", "/nope"), clients)
+    with mocked_aws() as clients, pytest.raises(SigningKeyError,
+                       match=f"SSM parameter /nope not found in {REGION}"):
+        cloudkeys.load_cloud_signer(KeySource("ssm", "/nope"), clients)
 
 
 def test_ssm_value_that_is_not_a_key_is_refused_without_echoing_it():

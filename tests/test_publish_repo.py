@@ -27,8 +27,8 @@ from pubsys.repo.publish import (
     plan_publish,
     rotated_roles,
 )
-from tests.repo_helpers import write_image
 from tests.lifecycle_helpers import ARCH, VARIANT, build, ws  # noqa: F401  (ws: fixture)
+from tests.repo_helpers import write_image
 
 BUCKET, REGION, PREFIX = "pubsys-test-repo", "us-west-2", "updates"
 

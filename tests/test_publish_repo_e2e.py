@@ -19,8 +19,8 @@ from tuf.ngclient import Updater
 from devtools.tufcheck import ClientResult
 from pubsys import cli
 from pubsys.aws import clients as clients_mod
-from tests.repo_helpers import POLICIES
 from tests.lifecycle_helpers import ARCH, VARIANT, build, lifecycle, ws  # noqa: F401
+from tests.repo_helpers import POLICIES
 
 BUCKET, REGION, PREFIX = "pubsys-e2e-repo", "us-west-2", "updates"
 

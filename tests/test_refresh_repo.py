@@ -10,7 +10,6 @@ from tuf.api.metadata import Metadata
 from devtools import tufcheck
 from pubsys.repo.keys import generate_key_file, load_file_signer
 from pubsys.timespec import utcnow
-from tests.repo_helpers import POLICIES
 from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     ARCH,
     VARIANT,
@@ -21,6 +20,7 @@ from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     write_infra,
     ws,
 )
+from tests.repo_helpers import POLICIES
 
 ROLES = ("targets", "snapshot", "timestamp")
 

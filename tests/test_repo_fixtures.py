@@ -1,7 +1,8 @@
 """A repo built from the real-world wave policy and Release.toml carries them exactly."""
 
-import tomllib
 from datetime import datetime, timedelta, timezone
+
+import tomllib
 
 from devtools import tufcheck
 from tests.conftest import shared_fixture

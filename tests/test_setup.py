@@ -57,8 +57,7 @@ def test_fetches_pinned_root_and_checks_sha512(tmp_path, run_pubsys):
 
 def test_root_created_from_configured_file_keys_with_thresholds(tmp_path, run_pubsys):
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding, NoEncryption, PrivateFormat)
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
     for i in range(3):
         key = ec.generate_private_key(ec.SECP256R1())

@@ -17,8 +17,19 @@ from botocore.exceptions import ClientError, EndpointConnectionError, WaiterErro
 
 from pubsys.aws import snapshot as snapmod
 from pubsys.aws.snapshot import (
-    BLOCK_SIZE, GIB, ProgressBar, SnapshotUploader, UploadSettings, WaitPolicy, backoff_delay,
-    block_count, format_progress, is_retryable, linear_checksum, volume_size_gib, wait_for,
+    BLOCK_SIZE,
+    GIB,
+    ProgressBar,
+    SnapshotUploader,
+    UploadSettings,
+    WaitPolicy,
+    backoff_delay,
+    block_count,
+    format_progress,
+    is_retryable,
+    linear_checksum,
+    volume_size_gib,
+    wait_for,
 )
 from pubsys.errors import AwsError, UsageError
 

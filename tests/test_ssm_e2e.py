@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-
 from conftest import ROOT, MotoServer
 
 REGIONS = ["us-west-2", "us-east-1", "eu-west-1"]

@@ -17,8 +17,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-
 from conftest import ROOT
+
 from pubsys.aws import clients as clients_module
 from pubsys.aws import ssm as ssm_module
 from pubsys.cli import build_parser

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, shared_fixture
+
 from pubsys.errors import PolicyError
 from pubsys.policy import (
     SsmImage,

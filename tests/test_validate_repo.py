@@ -23,7 +23,6 @@ from pubsys.repo.lifecycle import (
     check_target_stream,
     check_targets,
 )
-
 from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     ARCH,
     VARIANT,

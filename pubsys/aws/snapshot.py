@@ -31,10 +31,11 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 

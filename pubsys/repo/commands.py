@@ -24,10 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Sequence
-
 from typing import TYPE_CHECKING
 
 from ..config import InfraConfig, RepoConfig

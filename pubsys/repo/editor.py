@@ -20,15 +20,15 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import (
-    MetaFile,
     Metadata,
+    MetaFile,
     Root,
     Snapshot,
     TargetFile,

@@ -44,11 +44,11 @@ import hashlib
 import logging
 import threading
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
 
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import Metadata, Root, TargetFile

@@ -28,10 +28,10 @@ import logging
 import os
 import tempfile
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp

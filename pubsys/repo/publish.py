@@ -35,10 +35,10 @@ import hashlib
 import logging
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from tuf.api.metadata import Metadata, Root, Timestamp
 
