@@ -92,6 +92,15 @@ def _urls(repo: RepoConfig, options: FetchVariantOptions) -> tuple[str, str]:
     return repo_urls(repo.metadata_base_url, repo.targets_url, options.variant, options.arch)
 
 
+def _client_config() -> UpdaterConfig:
+    """The size limits every pubsys client uses (Bottlerocket's targets.json is large)."""
+    limits = CLIENT_CONFIG
+    return UpdaterConfig(root_max_length=limits["root_max_length"],
+                         timestamp_max_length=limits["timestamp_max_length"],
+                         snapshot_max_length=limits["snapshot_max_length"],
+                         targets_max_length=limits["targets_max_length"])
+
+
 def _download(metadata_url: str, targets_url: str, trusted_root: bytes,
               names: tuple[str, ...], staging: Path) -> None:
     """Verify the repo from `trusted_root`, then download and verify each target."""
@@ -99,7 +108,7 @@ def _download(metadata_url: str, targets_url: str, trusted_root: bytes,
     cache.mkdir()
     updater = Updater(metadata_dir=str(cache), metadata_base_url=metadata_url,
                       target_base_url=targets_url, target_dir=str(staging), fetcher=Fetcher(),
-                      config=UpdaterConfig(**CLIENT_CONFIG), bootstrap=trusted_root)
+                      config=_client_config(), bootstrap=trusted_root)
     try:
         updater.refresh()
     except tuf_exc.DownloadHTTPError as e:
