@@ -1,12 +1,16 @@
 """Parse the time expressions operators write in policies and flags.
 
-Two forms, as Bottlerocket's pubsys accepts them:
-- an offset such as ``'4 hours'``, ``'1 day'``, ``'2 weeks'`` or ``'1 day 6 hours'``
-  (wave ``start_after``, expiration policies); an optional leading ``in`` is allowed;
-- a point in time, RFC3339 (``2026-11-26T10:00:00Z``) or ``in N unit`` relative to now
-  (``--release-start-time``, ``--expiration-limit``).
+Two forms, accepting everything Bottlerocket's pubsys accepts (its `parse_datetime` crate):
+- an offset such as ``'4 hours'``, ``'1 day'``, ``'2 weeks'``, with an optional leading
+  ``in`` (``'in 3 days'``) and an optional ``+`` on the number; unit singular or plural
+  (wave ``start_after``, expiration policies). We also take minutes, seconds, short units
+  (``'30m'``, ``'2h'``), any case and sums (``'1 day 6 hours'``), which the Rust tool does not;
+- a point in time (``--release-start-time``, ``--expiration-limit``): RFC 3339
+  (``2026-11-26T10:00:00Z``, ``t`` or a space as separator, any offset, a leap second ``:60``),
+  else an offset from now in the form above, with or without ``in`` (``'3 days'``).
 
 Everything is UTC with whole seconds: TUF expiry strings and manifest wave times carry none.
+Python's datetime ends at 9999-12-31, so a point beyond it is an error (Rust's reaches further).
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ _UNITS = {
     "d": 86400, "day": 86400, "days": 86400,
     "w": 604800, "week": 604800, "weeks": 604800,
 }
-_PART = re.compile(r"(\d+)\s*([a-z]+)")
+_PART = re.compile(r"(\+?\d+)\s*([a-z]+)")
+_IN = re.compile(r"^in\s+")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_LEAP_SECOND = re.compile(r"^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:)60")
 
 
 def parse_offset(text: str) -> timedelta:
     """'4 hours' / 'in 2 days' / '1 day 6 hours' -> timedelta; ValueError says what is wrong."""
     if not isinstance(text, str):
         raise ValueError(f"expected a string such as '4 hours', got {text!r}")
-    s = text.strip().lower()
-    if s.startswith("in "):
-        s = s[3:].strip()
+    s = _IN.sub("", text.strip().lower())
     if not s:
         raise ValueError(f"empty time offset {text!r}; expected e.g. '4 hours' or '2 days'")
     total = 0
@@ -42,13 +47,16 @@ def parse_offset(text: str) -> timedelta:
         pos = m.end()
     if pos == 0 or s[pos:].strip():
         raise _bad_offset(text)
-    return timedelta(seconds=total)
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:
+        raise ValueError(f"time offset {text!r} is too large") from None
 
 
 def _bad_offset(text: str) -> ValueError:
     return ValueError(
-        f"cannot parse time offset {text!r}; expected '<number> <unit>' with unit one of "
-        "seconds, minutes, hours, days, weeks (e.g. '4 hours', '1 day')"
+        f"cannot parse time offset {text!r}; expected '[in] <number> <unit>' with unit one "
+        "of seconds, minutes, hours, days, weeks (e.g. '4 hours', 'in 3 days')"
     )
 
 
@@ -57,24 +65,45 @@ def parse_rfc3339(text: str) -> datetime:
     s = text.strip()
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
+    leap = _LEAP_SECOND.match(s)
+    if leap:  # 23:59:60 is the instant that follows 23:59:59, as chrono reads it
+        s = leap.group(1) + "59" + s[leap.end():]
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
         raise ValueError(
             f"cannot parse time {text!r}; expected RFC3339 such as 2026-11-26T10:00:00Z "
-            "or 'in N hours/days/weeks'"
+            "or an offset from now such as '3 days' or 'in 12 hours'"
         ) from None
     if dt.tzinfo is None:
         raise ValueError(f"time {text!r} has no timezone; add 'Z' or an offset like +00:00")
-    return dt.astimezone(timezone.utc).replace(microsecond=0)
+    dt = dt.astimezone(timezone.utc).replace(microsecond=0)
+    return dt + timedelta(seconds=1) if leap else dt
 
 
 def parse_point_in_time(text: str, now: datetime | None = None) -> datetime:
-    """RFC3339 or 'in N unit' (relative to `now`) -> aware UTC datetime."""
+    """RFC3339, or an offset from `now` ('3 days', 'in 3 days') -> aware UTC datetime.
+
+    Like Bottlerocket's pubsys, RFC3339 is tried first and anything else is an offset; a
+    string that starts like a date gets the RFC3339 error, since that is what was meant.
+    """
     now = now or utcnow()
-    if text.strip().lower().startswith("in "):
-        return (now + parse_offset(text)).replace(microsecond=0)
-    return parse_rfc3339(text)
+    if not isinstance(text, str):
+        raise ValueError(f"expected RFC3339 or an offset such as '3 days', got {text!r}")
+    if _DATE.match(text.strip()):
+        return parse_rfc3339(text)
+    try:
+        offset = parse_offset(text)
+    except ValueError:
+        raise ValueError(
+            f"cannot parse time {text!r}; expected RFC3339 such as 2026-11-26T10:00:00Z "
+            "or an offset from now: '[in] <number> <unit>' with unit hours, days, weeks "
+            "(or minutes, seconds), e.g. '3 days' or 'in 12 hours'"
+        ) from None
+    try:
+        return (now + offset).replace(microsecond=0)
+    except OverflowError:
+        raise ValueError(f"time {text!r} lands after the year 9999") from None
 
 
 def utcnow() -> datetime:
