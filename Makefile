@@ -6,19 +6,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,infra]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -n 2 -q
+
+# The gates CI runs before the tests: ruff (rules in pyproject.toml) and mypy over pubsys/.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pubsys tests devtools bench
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/repo_build.py
