@@ -64,11 +64,11 @@ from .. import report
 from ..config import InfraConfig
 from ..errors import AwsError, PubsysError, UsageError, ValidationFailed
 from ..fsutil import write_json_atomic
-from ..policy import (
+from ..policy import ec2_arch
+from ..ssm.templates import (
     RenderedParameter,
     SsmImage,
     SsmTemplates,
-    ec2_arch,
     load_ssm_templates,
     render_ssm_names,
     render_ssm_parameters,
