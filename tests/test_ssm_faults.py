@@ -20,8 +20,8 @@ from botocore.awsrequest import AWSResponse
 from conftest import ROOT
 
 from pubsys.aws import clients as clients_module
-from pubsys.aws import ssm as ssm_module
 from pubsys.cli import build_parser
+from pubsys.cli.ssm import HANDLERS
 from pubsys.config import load_infra_config
 from pubsys.errors import ValidationFailed
 
@@ -69,8 +69,7 @@ def hook_clients(monkeypatch, region_filter, event: str, handler) -> None:
 def run(argv: list[str]) -> int:
     """Parse like the CLI and call the command (cli.main would reconfigure logging)."""
     args = build_parser().parse_args(argv)
-    command = {"ssm": ssm_module.run_ssm, "validate-ssm": ssm_module.run_validate_ssm}
-    return int(command[args.command](args, load_infra_config(args.infra_config_path)) or 0)
+    return int(HANDLERS[args.command](args, load_infra_config(args.infra_config_path)) or 0)
 
 
 def server_calls(url: str) -> dict[str, dict[str, int]]:

@@ -1,4 +1,4 @@
-"""The pure parts of pubsys.aws.ssm: differences, refusals, validation rows, pacing, files."""
+"""The pure parts of pubsys.ssm: differences, refusals, validation rows, pacing, files."""
 
 from __future__ import annotations
 
@@ -6,24 +6,25 @@ import json
 
 import pytest
 
-from pubsys.aws.ssm import (
+from pubsys.aws.pacing import Pacer
+from pubsys.cli.ssm import name_flags
+from pubsys.errors import UsageError
+from pubsys.ssm.amis import load_ami_json
+from pubsys.ssm.diff import (
     Change,
-    Pacer,
-    Pacing,
     SsmKey,
     SsmRefused,
     compare_parameters,
     data_type_for,
     diff_parameters,
     format_changes,
-    load_ami_json,
-    load_ssm_json,
     refuse_clobber,
     to_ssm_json,
     to_write,
     under_path,
 )
-from pubsys.errors import UsageError
+from pubsys.ssm.ssm_json import load_ssm_json
+from pubsys.ssm.store import Pacing
 
 W, E = "us-west-2", "eu-west-1"
 
@@ -63,7 +64,9 @@ def test_clobber_refusal_names_every_changing_parameter():
     with pytest.raises(SsmRefused) as e:
         refuse_clobber(changes)
     assert "/p/id in us-west-2 (ami-1 -> ami-2)" in str(e.value)
-    assert "--allow-clobber" in str(e.value) and "/p/x" not in str(e.value)
+    # The flag is the CLI's word for the permission the refusal names.
+    assert e.value.permission == "allow_clobber" and "--allow-clobber" not in str(e.value)
+    assert "--allow-clobber" in str(name_flags(e.value)) and "/p/x" not in str(e.value)
     refuse_clobber([Change(SsmKey(W, "/p/id"), "ami-1", "ami-1")])  # unchanged is fine
 
 
