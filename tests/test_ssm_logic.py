@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from pubsys.aws.pacing import Pacer
+from pubsys.cli import build_parser
 from pubsys.cli.ssm import name_flags
 from pubsys.errors import UsageError
 from pubsys.ssm.amis import load_ami_json
@@ -194,3 +197,26 @@ def test_ssm_json_round_trips_and_rejects_non_string_values(tmp_path):
     path.write_text(json.dumps({W: {"/p/a": 1}}))
     with pytest.raises(UsageError, match="parameter '/p/a': the value must be a string"):
         load_ssm_json(path)
+
+
+def test_ssm_domain_code_never_sees_flags():
+    """Only pubsys/cli/ knows flags: the SSM modules take options and name no flag."""
+    root = Path(__file__).resolve().parent.parent / "pubsys"
+    for path in [*sorted((root / "ssm").glob("*.py")), root / "aws" / "pacing.py"]:
+        text = path.read_text()
+        assert "argparse" not in text, path
+        assert not re.search(r"--[a-z]", text), f"{path} names a flag"
+
+
+def test_flag_syntax_is_checked_when_parsing(capsys):
+    parser = build_parser()
+    base = ["ssm", "--ami-input", "a.json", "--variant", "v", "--arch", "x86_64",
+            "--template-path", "t.toml"]
+    args = parser.parse_args([*base, "--version", " 1.0.0 ", "--regions", "b, a,b"])
+    assert (args.image_version, args.regions) == ("1.0.0", ("b", "a"))
+    for bad, message in [(["--version", " "], "argument --version: must not be empty"),
+                         (["--version", "1", "--regions", "a,,b"],
+                          "argument --regions: expected comma-separated region names")]:
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args([*base, *bad])
+        assert e.value.code == 2 and message in capsys.readouterr().err

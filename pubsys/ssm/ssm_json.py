@@ -1,6 +1,6 @@
 """The SSM parameter JSON: region -> parameter name -> value.
 
-`ssm` and `promote-ssm` write it (`--ssm-parameter-output`); `validate-ssm` reads it as the
+`ssm` and `promote-ssm` write it as their output; `validate-ssm` reads it as the
 expected set. Writes are atomic, so a crash never leaves half a file for the next step.
 """
 
