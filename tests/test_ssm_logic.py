@@ -7,12 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
+from pubsys.aws.ami_json import load_ami_json
 from pubsys.aws.pacing import Pacer
 from pubsys.cli import build_parser
 from pubsys.cli.ssm import name_flags
 from pubsys.errors import UsageError
-from pubsys.ssm.amis import load_ami_json
 from pubsys.ssm.diff import (
     Change,
     SsmKey,
@@ -156,6 +157,32 @@ def test_unpaced_pacer_starts_pacing_when_throttled():
     assert pacer.rate is None
 
 
+def _client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}}, "PutParameter")
+
+
+def test_pacer_sends_a_throttled_call_again_and_gives_up_after_its_rounds():
+    clock = FakeClock()
+    pacer = Pacer(None, floor=0.5, throttle_start=10, clock=clock, sleep=clock.sleep)
+    answers = [_client_error("ThrottlingException")] * 2 + ["ok"]
+
+    def send() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert pacer.call(send) == "ok" and answers == []
+    answers[:] = [_client_error("ThrottlingException")] * 3
+    with pytest.raises(ClientError):
+        pacer.call(send, rounds=2)
+    assert answers == []  # sent 1 + 2 times, then the last throttle is raised
+    answers[:] = [_client_error("AccessDeniedException"), "never sent"]
+    with pytest.raises(ClientError, match="AccessDenied"):
+        pacer.call(send)
+    assert answers == ["never sent"]
+
+
 def test_pacing_defaults_are_safe_and_env_overrides_them():
     assert Pacing.from_env({}) == Pacing(put_rate=3.0, get_rate=20.0, readback_seconds=60.0)
     p = Pacing.from_env({"PUBSYS_SSM_PUT_RATE": "0", "PUBSYS_SSM_GET_RATE": "50",
@@ -212,11 +239,12 @@ def test_flag_syntax_is_checked_when_parsing(capsys):
     parser = build_parser()
     base = ["ssm", "--ami-input", "a.json", "--variant", "v", "--arch", "x86_64",
             "--template-path", "t.toml"]
-    args = parser.parse_args([*base, "--version", " 1.0.0 ", "--regions", "b, a,b"])
-    assert (args.image_version, args.regions) == ("1.0.0", ("b", "a"))
+    args = parser.parse_args([*base, "--version", " 1.0.0 ", "--regions",
+                              "eu-west-1, us-west-2,eu-west-1"])
+    assert (args.image_version, args.regions) == ("1.0.0", ("eu-west-1", "us-west-2"))
     for bad, message in [(["--version", " "], "argument --version: must not be empty"),
-                         (["--version", "1", "--regions", "a,,b"],
-                          "argument --regions: expected comma-separated region names")]:
+                         (["--version", "1", "--regions", "us-west-2,nowhere"],
+                          "argument --regions: 'nowhere' is not a region name")]:
         with pytest.raises(SystemExit) as e:
             parser.parse_args([*base, *bad])
         assert e.value.code == 2 and message in capsys.readouterr().err

@@ -7,8 +7,10 @@ Clients whose calls are paced here use the PACED retry policy (standard mode, fe
 attempts): botocore's adaptive mode would stack a second client-side limiter on this one,
 one that drops to 0.5 calls/s after a single throttle and recovers slowly.
 
-`observe_throttling` tells a pacer about every throttled response a client sees, including
-those botocore retries by itself; `env_rate` / `env_seconds` read the operator's overrides.
+`Pacer.call` sends one call when the pacer allows and sends it again, in a later slot, when
+it is still throttled after botocore's few attempts. `observe_throttling` tells a pacer
+about every throttled response a client sees, including those botocore retries by itself;
+`env_rate` / `env_seconds` read the operator's overrides.
 """
 
 from __future__ import annotations
@@ -19,19 +21,19 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
 
 from ..errors import UsageError
+from .errors import is_throttling
 
 log = logging.getLogger(__name__)
 
-# interim: until pubsys/aws/errors.py (shared) lands; then `errors.is_throttling` decides.
-THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
-                            "RequestLimitExceeded", "ThrottledException"})
-
-
-def is_throttling(code: str | None) -> bool:
-    return code in THROTTLE_CODES
+T = TypeVar("T")
+# How often one call may come back throttled (each time after botocore's own attempts)
+# before it fails; the pacer has halved its rate on each of those, down to its floor.
+MAX_THROTTLED_ROUNDS = 8
 
 
 class Pacer:
@@ -68,6 +70,23 @@ class Pacer:
             self._next = at + 1.0 / self.rate
         if at > now:
             self.sleep(at - now)
+
+    def call(self, send: Callable[[], T], *, rounds: int = MAX_THROTTLED_ROUNDS) -> T:
+        """`send()` in the next free slot; sent again in a later slot while AWS still
+        throttles it (the observer hook has already slowed the pacer), `rounds` times at most.
+        Any other error, or the last throttle, is raised."""
+        throttled = 0
+        while True:
+            self.wait()
+            try:
+                result = send()
+            except ClientError as e:
+                if not is_throttling(e) or throttled >= rounds:
+                    raise
+                throttled += 1
+                continue
+            self.succeeded()
+            return result
 
     def throttled(self) -> None:
         with self._lock:
@@ -114,8 +133,10 @@ def observe_throttling(client: Any, service: str, operations: Iterable[str],
 
 
 def _throttle_hook(pacer: Pacer) -> Callable[..., None]:
-    def observe(response: Any = None, **_: Any) -> None:
-        if response is not None and is_throttling(response[1].get("Error", {}).get("Code")):
+    def observe(response: Any = None, operation: Any = None, **_: Any) -> None:
+        parsed = response[1] if response is not None else {}
+        if "Error" in parsed and is_throttling(ClientError(parsed, getattr(operation, "name",
+                                                                           "call"))):
             pacer.throttled()
 
     return observe

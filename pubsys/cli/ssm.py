@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..aws.ami_json import parse_regions
 from ..config import InfraConfig
 from ..errors import PolicyError, UsageError
 from .common import command, variant_arch
@@ -35,12 +36,11 @@ def nonempty(text: str) -> str:
 
 
 def region_list(text: str) -> tuple[str, ...]:
-    """'us-west-2,eu-west-1' -> the regions, in order, once each."""
-    # interim: until pubsys/aws/ami_json.py (shared) brings the one region-list parser.
-    regions = [r.strip() for r in text.split(",")]
-    if not all(regions):
-        raise argparse.ArgumentTypeError(f"expected comma-separated region names, got {text!r}")
-    return tuple(dict.fromkeys(regions))
+    """'us-west-2,eu-west-1' -> the regions, in order, once each (the one region parser)."""
+    try:
+        return parse_regions(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def register(sub: Any) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..aws.ami_json import is_ami_id
 from ..errors import PubsysError
-from .amis import is_ami_id
 
 STATUSES = ("Correct", "Incorrect", "Missing", "Unexpected", "Unreachable")
 REPORT_COLUMNS = ("region", "name", "status", "expected_value", "actual_value")

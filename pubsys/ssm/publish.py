@@ -31,10 +31,11 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..aws.ami_json import AmiRecord, load_ami_json
 from ..aws.clients import AwsClients
+from ..aws.errors import describe_error
 from ..config import InfraConfig
 from ..errors import AwsError, UsageError
-from .amis import AmiRecord, load_ami_json
 from .diff import (
     SsmKey,
     SsmRefused,
@@ -46,7 +47,7 @@ from .diff import (
     to_write,
 )
 from .ssm_json import write_ssm_json
-from .store import Pacing, ParameterStore, _aws_message
+from .store import Pacing, ParameterStore
 from .templates import RenderedParameter, SsmImage, render_ssm_parameters, templates_for_build
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def refuse_private_images(params: list[RenderedParameter], amis: Mapping[str, Am
             images = clients.client("ec2", region).describe_images(ImageIds=[ami])["Images"]
         except (ClientError, BotoCoreError) as e:
             raise AwsError(f"cannot check whether {ami} in {region} is public: "
-                           f"{_aws_message(e)}") from e
+                           f"{describe_error(e)}") from e
         return region, images[0].get("Public") if images else None
 
     with ThreadPoolExecutor(max_workers=len(regions)) as pool:

@@ -17,7 +17,7 @@ from ..fsutil import write_json_atomic
 SsmJson = dict[str, dict[str, str]]
 
 
-def read_json(path: str | Path, what: str) -> Any:
+def _read_json(path: str | Path, what: str) -> Any:
     """`path` parsed as JSON; a missing, unreadable or broken file names itself and `what`."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -34,7 +34,7 @@ def load_ssm_json(path: str | Path, *, missing_ok: bool = False) -> SsmJson:
     """region -> parameter name -> value; with `missing_ok` an absent file is empty."""
     if missing_ok and not Path(path).exists():
         return {}
-    data = read_json(path, "SSM parameter JSON")
+    data = _read_json(path, "SSM parameter JSON")
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a JSON object mapping region to "
                          "{parameter name: value}")

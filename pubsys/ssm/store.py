@@ -2,9 +2,10 @@
 
 Parameter Store throttles per account and region, so every region gets its own pacers (one
 for reads, one for writes; pubsys/aws/pacing.py) and its own workers; regions run in
-parallel. A write throttled after botocore's few attempts goes back in the queue, and the
-region's pacer slows down. Writes are confirmed by reading them back, because AWS is
-eventually consistent and drops an `aws:ec2:image` value whose image it cannot find.
+parallel. Clients use the PACED retry policy (standard mode, few attempts): a call still
+throttled after those goes back to its region's pacer, which has slowed down meanwhile.
+Writes are confirmed by reading them back, because AWS is eventually consistent and drops
+an `aws:ec2:image` value whose image it cannot find.
 
 Pacing (defaults are safe for an account with Parameter Store's standard throughput; set
 these environment variables to go faster with higher throughput, or in tests against moto):
@@ -20,17 +21,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..aws.clients import DEFAULT_POOL, AwsClients
-from ..aws.pacing import Pacer, env_rate, env_seconds, is_throttling, observe_throttling
+from ..aws.clients import PACED, AwsClients
+from ..aws.errors import describe_error, error_code
+from ..aws.pacing import Pacer, env_rate, env_seconds, observe_throttling
 from ..errors import AwsError
 from .diff import Change, SsmKey, data_type_for, listing
 
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 GET_BATCH = 10  # GetParameters takes at most 10 names
 WORKERS_PER_REGION = 4
-MAX_THROTTLED_ROUNDS = 8  # a write throttled this often (after botocore's own retries) fails
-WRITE_ATTEMPTS = 3  # botocore attempts per PutParameter; our pacer handles the rest
 READS = ("GetParameters", "GetParametersByPath")
 WRITES = ("PutParameter",)
 
@@ -64,37 +62,14 @@ class Pacing:
         )
 
 
-def _aws_message(e: Exception) -> str:
-    # interim: until pubsys/aws/errors.py (shared) lands; then `describe_error`.
-    if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', str(e))}"
-    return str(e)
-
-
-def _error_code(e: ClientError) -> str:
-    # interim: until pubsys/aws/errors.py (shared) lands; then `error_code`.
-    return str(e.response.get("Error", {}).get("Code", ""))
-
-
-class _WriteClients(AwsClients):
-    """interim, until clients.py offers the PACED retry policy: clients for PutParameter
-    with botocore's standard retries and few attempts (see pubsys/aws/pacing.py for why)."""
-
-    def botocore_config(self, pool: int = DEFAULT_POOL) -> Config:
-        return super().botocore_config(pool).merge(
-            Config(retries={"mode": "standard", "total_max_attempts": self.max_attempts}))
-
-
 class ParameterStore:
     """Reads and writes Parameter Store in many regions, each region paced on its own."""
 
     def __init__(self, clients: AwsClients, pacing: Pacing):
         self.pacing = pacing
         self.clients = clients
-        self.write_clients = _WriteClients(clients.aws, max_attempts=WRITE_ATTEMPTS)
         self._pacers: dict[tuple[str, str], Pacer] = {}
-        self._ssm: dict[tuple[str, bool], Any] = {}
+        self._ssm: dict[str, Any] = {}
         self._lock = threading.RLock()  # _client() asks pacer() while holding it
 
     def pacer(self, kind: str, region: str) -> Pacer:
@@ -110,16 +85,16 @@ class ParameterStore:
                 self._pacers[(kind, region)] = pacer
             return self._pacers[(kind, region)]
 
-    def _client(self, region: str, *, write: bool = False) -> Any:
+    def _client(self, region: str) -> Any:
         with self._lock:
-            if (region, write) not in self._ssm:
-                factory = self.write_clients if write else self.clients
-                client = factory.client("ssm", region, pool=self.pacing.workers)
-                observe_throttling(client, "ssm", WRITES if write else READS,
+            if region not in self._ssm:
+                client = self.clients.client("ssm", region, pool=self.pacing.workers,
+                                             retry=PACED)
+                observe_throttling(client, "ssm", READS + WRITES,
                                    lambda op: self.pacer("put" if op in WRITES else "get",
                                                          region))
-                self._ssm[(region, write)] = client
-            return self._ssm[(region, write)]
+                self._ssm[region] = client
+            return self._ssm[region]
 
     # reads
 
@@ -133,14 +108,13 @@ class ParameterStore:
         chunks = [names[i:i + GET_BATCH] for i in range(0, len(names), GET_BATCH)]
 
         def fetch(chunk: list[str]) -> dict[str, str]:
-            pacer.wait()
             try:
-                resp = client.get_parameters(Names=chunk)
+                resp = pacer.call(lambda: client.get_parameters(Names=chunk))
             except ClientError as e:
                 if "is not a valid namespace" in str(e):
                     log.warning("GetParameters in %s: %s; treating these names as new "
                                 "(normal for a first publish in a region)", region,
-                                _aws_message(e))
+                                describe_error(e))
                     return {}
                 raise
             return {p["Name"]: p["Value"] for p in resp.get("Parameters", [])}
@@ -151,7 +125,7 @@ class ParameterStore:
                 for part in pool.map(fetch, chunks):
                     out.update(part)
         except (ClientError, BotoCoreError) as e:
-            raise AwsError(f"failed to read SSM parameters in {region}: {_aws_message(e)}") \
+            raise AwsError(f"failed to read SSM parameters in {region}: {describe_error(e)}") \
                 from e
         return out
 
@@ -169,22 +143,26 @@ class ParameterStore:
                 for region, values in results.items() for name, value in values.items()}
 
     def list_path(self, region: str, path: str) -> dict[str, str]:
-        """Every parameter under `path` in `region` (GetParametersByPath, recursive)."""
+        """Every parameter under `path` in `region` (GetParametersByPath, recursive).
+
+        Pages are fetched by NextToken rather than a paginator: each page goes through the
+        pacer on its own and is asked again when throttled, which a paginator's generator,
+        finished by its first error, cannot do.
+        """
         client = self._client(region)
         pacer = self.pacer("get", region)
-        pages = iter(client.get_paginator("get_parameters_by_path").paginate(
-            Path=path, Recursive=True))
         out: dict[str, str] = {}
+        request: dict[str, Any] = {"Path": path, "Recursive": True}
         try:
             while True:
-                pacer.wait()
-                page = next(pages, None)
-                if page is None:
-                    return out
+                page = pacer.call(lambda: client.get_parameters_by_path(**request))
                 out.update({p["Name"]: p["Value"] for p in page.get("Parameters", [])})
+                if not page.get("NextToken"):
+                    return out
+                request["NextToken"] = page["NextToken"]
         except (ClientError, BotoCoreError) as e:
             raise AwsError(f"failed to list SSM parameters under {path} in {region}: "
-                           f"{_aws_message(e)}") from e
+                           f"{describe_error(e)}") from e
 
     # writes
 
@@ -217,38 +195,14 @@ class ParameterStore:
             )
 
     def _put_region(self, region: str, changes: list[Change]) -> list[tuple[Change, str]]:
-        """Workers share one queue; a throttled write goes to its back (the observer hook
-        has already slowed the pacer), up to MAX_THROTTLED_ROUNDS times."""
-        client = self._client(region, write=True)
+        """The region's writes by a few workers sharing its pacer; (change, why) per failure."""
+        client = self._client(region)
         pacer = self.pacer("put", region)
-        queue: deque[tuple[Change, int]] = deque((c, 0) for c in changes)
-        failures: list[tuple[Change, str]] = []
-        lock = threading.Lock()
-
-        def worker() -> None:
-            while True:
-                with lock:
-                    if not queue:
-                        return
-                    change, throttled = queue.popleft()
-                pacer.wait()
-                failed = _put_one(client, change)
-                if failed is None:
-                    pacer.succeeded()
-                    continue
-                was_throttled, why = failed
-                with lock:
-                    if was_throttled and throttled < MAX_THROTTLED_ROUNDS:
-                        queue.append((change, throttled + 1))
-                    else:
-                        failures.append((change, why))
-
-        threads = [threading.Thread(target=worker, name=f"ssm-put-{region}-{i}", daemon=True)
-                   for i in range(min(self.pacing.workers, len(changes)))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        workers = min(self.pacing.workers, len(changes))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ssm-put-{region}") \
+                as pool:
+            results = list(pool.map(lambda c: _put_one(client, pacer, c), changes))
+        failures = [(c, why) for c, why in zip(changes, results, strict=True) if why is not None]
         log.info("%s: set %d of %d parameter(s)", region, len(changes) - len(failures),
                  len(changes))
         return failures
@@ -279,22 +233,21 @@ class ParameterStore:
         )
 
 
-def _put_one(client: Any, change: Change) -> tuple[bool, str] | None:
-    """Set one parameter: None when set, else (throttled?, why it failed).
+def _put_one(client: Any, pacer: Pacer, change: Change) -> str | None:
+    """Set one parameter through the pacer: None when set, else why it failed.
 
     A parameter that was absent is created with Overwrite off, so one that appears
     meanwhile is never clobbered.
     """
     try:
-        client.put_parameter(
+        pacer.call(lambda: client.put_parameter(
             Name=change.key.name, Value=change.new, Type="String",
-            DataType=data_type_for(change.new), Overwrite=change.old is not None)
+            DataType=data_type_for(change.new), Overwrite=change.old is not None))
     except ClientError as e:
-        code = _error_code(e)
-        if code == "ParameterAlreadyExists":
-            return False, ("it appeared after it was read; nothing replaced it. Re-run to see "
-                           "the difference")
-        return is_throttling(code), _aws_message(e)
+        if error_code(e) == "ParameterAlreadyExists":
+            return ("it appeared after it was read; nothing replaced it. Re-run to see the "
+                    "difference")
+        return describe_error(e)
     except BotoCoreError as e:
-        return False, str(e)
+        return describe_error(e)
     return None
