@@ -91,7 +91,8 @@ def _image_data_type() -> None:
                 f"Parameter value, {value}, is not in a valid format for data type "
                 "aws:ec2:image; expected an AMI id such as ami-12345678901234567"
             )
-        existing = self._parameters[name] if name in self._parameters else []
+        # moto's ParameterDict loads names lazily in __contains__/__getitem__; .get() would not
+        existing = self._parameters[name] if name in self._parameters else []  # noqa: SIM401
         images = ec2_backends[self.account_id][self.region_name].amis
         if value in images or (existing and not overwrite):  # the latter: ParameterAlreadyExists
             return original(self, name, description, value, parameter_type, allowed_pattern,

@@ -20,8 +20,8 @@ from botocore.awsrequest import AWSResponse
 from conftest import ROOT
 
 from pubsys.aws import clients as clients_module
-from pubsys.aws import ssm as ssm_module
 from pubsys.cli import build_parser
+from pubsys.cli.ssm import HANDLERS
 from pubsys.config import load_infra_config
 from pubsys.errors import ValidationFailed
 
@@ -69,8 +69,7 @@ def hook_clients(monkeypatch, region_filter, event: str, handler) -> None:
 def run(argv: list[str]) -> int:
     """Parse like the CLI and call the command (cli.main would reconfigure logging)."""
     args = build_parser().parse_args(argv)
-    command = {"ssm": ssm_module.run_ssm, "validate-ssm": ssm_module.run_validate_ssm}
-    return int(command[args.command](args, load_infra_config(args.infra_config_path)) or 0)
+    return int(HANDLERS[args.command](args, load_infra_config(args.infra_config_path)) or 0)
 
 
 def server_calls(url: str) -> dict[str, dict[str, int]]:
@@ -89,11 +88,9 @@ def write_amis(url: str) -> dict[str, str]:
     return amis
 
 
-def test_throttled_writes_slow_down_and_still_set_every_value(env, monkeypatch, caplog):
-    amis = write_amis(env.url)
-    # Per region, the first 7 PutParameter calls are throttled: more than botocore's own
-    # attempts for both parameters, so pubsys's requeue and its pacer both have to work.
-    throttle_first = 7
+def throttle_first(monkeypatch, operation: str, n: int) -> Counter[str]:
+    """Answer the first `n` `operation` calls per region with ThrottlingException; returns
+    the count of throttled calls per region."""
     seen: Counter[str] = Counter()
     throttled: Counter[str] = Counter()
     lock = threading.Lock()
@@ -102,7 +99,7 @@ def test_throttled_writes_slow_down_and_still_set_every_value(env, monkeypatch, 
         region = request.context.get("client_region")
         with lock:
             seen[region] += 1
-            if seen[region] <= throttle_first:
+            if seen[region] <= n:
                 throttled[region] += 1
                 return aws_error("ThrottlingException", "Rate exceeded")
         return None
@@ -111,20 +108,29 @@ def test_throttled_writes_slow_down_and_still_set_every_value(env, monkeypatch, 
 
     def client(self, service, region=None, **kwargs):
         c = original(self, service, region, **kwargs)
-        if service == "ssm" and not hasattr(c, "_test_throttle"):
+        if service == "ssm" and not hasattr(c, f"_test_throttle_{operation}"):
             c.meta.events.register(
-                "before-call.ssm.PutParameter",
+                f"before-call.ssm.{operation}",
                 lambda context, **_: context.__setitem__("client_region", c.meta.region_name))
-            c.meta.events.register("before-send.ssm.PutParameter", throttle)
-            c._test_throttle = True
+            c.meta.events.register(f"before-send.ssm.{operation}", throttle)
+            setattr(c, f"_test_throttle_{operation}", True)
         return c
 
     monkeypatch.setattr(clients_module.AwsClients, "client", client)
+    return throttled
+
+
+def test_throttled_writes_slow_down_and_still_set_every_value(env, monkeypatch, caplog):
+    amis = write_amis(env.url)
+    # Per region, the first 7 PutParameter calls are throttled: more than botocore's own
+    # attempts for both parameters, so pubsys's pacer has to slow down and send them again.
+    throttle_first_n = 7
+    throttled = throttle_first(monkeypatch, "PutParameter", throttle_first_n)
 
     assert run(["ssm", "--ami-input", "amis.json", "--variant", "v", "--arch", "x86_64",
                 "--version", "1.0.0", "--template-path", str(DEFAULTS)]) == 0
 
-    assert throttled == {r: throttle_first for r in REGIONS}
+    assert throttled == {r: throttle_first_n for r in REGIONS}
     calls = server_calls(env.url)
     assert {r: calls[r]["PutParameter"] for r in REGIONS} == {r: 2 for r in REGIONS}
     for region in REGIONS:
@@ -134,6 +140,23 @@ def test_throttled_writes_slow_down_and_still_set_every_value(env, monkeypatch, 
         assert {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in got} == \
             {"image_id": amis[region], "image_version": "1.0.0"}
     slowed = [r.getMessage() for r in caplog.records if "throttled by AWS" in r.getMessage()]
+    assert {region for region in REGIONS if any(region in m for m in slowed)} == set(REGIONS)
+
+
+def test_throttled_reads_slow_down_and_still_read_every_value(env, monkeypatch, caplog):
+    write_amis(env.url)
+    # More throttled GetParameters calls per region than botocore's attempts (PACED: 3), so
+    # the read is sent again by the region's pacer, which slows down.
+    throttled = throttle_first(monkeypatch, "GetParameters", 7)
+
+    assert run(["ssm", "--ami-input", "amis.json", "--variant", "v", "--arch", "x86_64",
+                "--version", "1.0.0", "--template-path", str(DEFAULTS)]) == 0
+
+    assert throttled == {r: 7 for r in REGIONS}
+    calls = server_calls(env.url)
+    assert {r: calls[r]["PutParameter"] for r in REGIONS} == {r: 2 for r in REGIONS}
+    slowed = [r.getMessage() for r in caplog.records
+              if "GetParameters" in r.getMessage() and "throttled by AWS" in r.getMessage()]
     assert {region for region in REGIONS if any(region in m for m in slowed)} == set(REGIONS)
 
 

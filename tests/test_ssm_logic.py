@@ -1,29 +1,34 @@
-"""The pure parts of pubsys.aws.ssm: differences, refusals, validation rows, pacing, files."""
+"""The pure parts of pubsys.ssm: differences, refusals, validation rows, pacing, files."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
-from pubsys.aws.ssm import (
+from pubsys.aws.ami_json import load_ami_json
+from pubsys.aws.pacing import Pacer
+from pubsys.cli import build_parser
+from pubsys.cli.ssm import name_flags
+from pubsys.errors import UsageError
+from pubsys.ssm.diff import (
     Change,
-    Pacer,
-    Pacing,
     SsmKey,
     SsmRefused,
     compare_parameters,
     data_type_for,
     diff_parameters,
     format_changes,
-    load_ami_json,
-    load_ssm_json,
     refuse_clobber,
     to_ssm_json,
     to_write,
     under_path,
 )
-from pubsys.errors import UsageError
+from pubsys.ssm.ssm_json import load_ssm_json
+from pubsys.ssm.store import Pacing
 
 W, E = "us-west-2", "eu-west-1"
 
@@ -63,7 +68,9 @@ def test_clobber_refusal_names_every_changing_parameter():
     with pytest.raises(SsmRefused) as e:
         refuse_clobber(changes)
     assert "/p/id in us-west-2 (ami-1 -> ami-2)" in str(e.value)
-    assert "--allow-clobber" in str(e.value) and "/p/x" not in str(e.value)
+    # The flag is the CLI's word for the permission the refusal names.
+    assert e.value.permission == "allow_clobber" and "--allow-clobber" not in str(e.value)
+    assert "--allow-clobber" in str(name_flags(e.value)) and "/p/x" not in str(e.value)
     refuse_clobber([Change(SsmKey(W, "/p/id"), "ami-1", "ami-1")])  # unchanged is fine
 
 
@@ -150,6 +157,32 @@ def test_unpaced_pacer_starts_pacing_when_throttled():
     assert pacer.rate is None
 
 
+def _client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}}, "PutParameter")
+
+
+def test_pacer_sends_a_throttled_call_again_and_gives_up_after_its_rounds():
+    clock = FakeClock()
+    pacer = Pacer(None, floor=0.5, throttle_start=10, clock=clock, sleep=clock.sleep)
+    answers = [_client_error("ThrottlingException")] * 2 + ["ok"]
+
+    def send() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert pacer.call(send) == "ok" and answers == []
+    answers[:] = [_client_error("ThrottlingException")] * 3
+    with pytest.raises(ClientError):
+        pacer.call(send, rounds=2)
+    assert answers == []  # sent 1 + 2 times, then the last throttle is raised
+    answers[:] = [_client_error("AccessDeniedException"), "never sent"]
+    with pytest.raises(ClientError, match="AccessDenied"):
+        pacer.call(send)
+    assert answers == ["never sent"]
+
+
 def test_pacing_defaults_are_safe_and_env_overrides_them():
     assert Pacing.from_env({}) == Pacing(put_rate=3.0, get_rate=20.0, readback_seconds=60.0)
     p = Pacing.from_env({"PUBSYS_SSM_PUT_RATE": "0", "PUBSYS_SSM_GET_RATE": "50",
@@ -191,3 +224,27 @@ def test_ssm_json_round_trips_and_rejects_non_string_values(tmp_path):
     path.write_text(json.dumps({W: {"/p/a": 1}}))
     with pytest.raises(UsageError, match="parameter '/p/a': the value must be a string"):
         load_ssm_json(path)
+
+
+def test_ssm_domain_code_never_sees_flags():
+    """Only pubsys/cli/ knows flags: the SSM modules take options and name no flag."""
+    root = Path(__file__).resolve().parent.parent / "pubsys"
+    for path in [*sorted((root / "ssm").glob("*.py")), root / "aws" / "pacing.py"]:
+        text = path.read_text()
+        assert "argparse" not in text, path
+        assert not re.search(r"--[a-z]", text), f"{path} names a flag"
+
+
+def test_flag_syntax_is_checked_when_parsing(capsys):
+    parser = build_parser()
+    base = ["ssm", "--ami-input", "a.json", "--variant", "v", "--arch", "x86_64",
+            "--template-path", "t.toml"]
+    args = parser.parse_args([*base, "--version", " 1.0.0 ", "--regions",
+                              "eu-west-1, us-west-2,eu-west-1"])
+    assert (args.image_version, args.regions) == ("1.0.0", ("eu-west-1", "us-west-2"))
+    for bad, message in [(["--version", " "], "argument --version: must not be empty"),
+                         (["--version", "1", "--regions", "us-west-2,nowhere"],
+                          "argument --regions: 'nowhere' is not a region name")]:
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args([*base, *bad])
+        assert e.value.code == 2 and message in capsys.readouterr().err

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, shared_fixture
 
 from pubsys.errors import PolicyError
-from pubsys.policy import (
+from pubsys.ssm.templates import (
     SsmImage,
     join_ssm_name,
     load_ssm_templates,
