@@ -6,8 +6,9 @@ Every AWS call pubsys makes goes through `AwsClients.client()`, so these rules h
   credentials that refresh themselves during long waits;
 - `aws.endpoint_url` points every service at one endpoint (a moto server in tests and the
   demo); without it botocore's own `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` apply;
-- retries use botocore's `adaptive` mode with a bounded number of attempts, and connection
-  pools are sized to the concurrency the caller asks for.
+- retries follow one `RetryPolicy` per client, chosen by the caller from the named policies
+  below (botocore's retry modes, a bounded number of attempts), and connection pools are
+  sized to the concurrency the caller asks for.
 Nothing else calls `boto3.client`.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -29,6 +31,40 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 DEFAULT_POOL = 10
+RETRY_MODES = ("standard", "adaptive")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How botocore retries one client's calls: its retry mode and the total number of
+    attempts (the first try included). Chosen once per client, in `AwsClients.client`."""
+
+    mode: str
+    max_attempts: int
+
+    def __post_init__(self) -> None:
+        if self.mode not in RETRY_MODES:
+            raise ValueError(f"retry mode must be one of {', '.join(RETRY_MODES)}, "
+                             f"got {self.mode!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+
+    def config(self) -> Config:
+        return Config(retries={"mode": self.mode, "total_max_attempts": self.max_attempts})
+
+
+# Most calls: botocore's adaptive mode, whose client-side rate limiter slows a client down
+# once AWS throttles it, with up to 10 attempts.
+STANDARD = RetryPolicy("adaptive", MAX_ATTEMPTS)
+# Calls we pace ourselves (SSM): standard mode and few attempts, so botocore's adaptive
+# limiter does not stack a second, slower-recovering limiter on our pacer; what is still
+# throttled comes back to our own queue.
+PACED = RetryPolicy("standard", 3)
+# EBS direct API calls of a snapshot upload: adaptive (64 blocks in flight share one
+# client, and its limiter is what slows them all when EBS throttles), but only 2 attempts
+# because the uploader retries each block itself with a longer backoff; see
+# `snapshot.MAX_SENDS_PER_BLOCK` for the worst case this bounds.
+EBS_UPLOAD = RetryPolicy("adaptive", 2)
 
 
 class AwsClients:
@@ -39,7 +75,7 @@ class AwsClients:
         self.max_attempts = max_attempts
         self._lock = threading.Lock()
         self._sessions: dict[str, boto3.Session] = {}
-        self._clients: dict[tuple[str, str, int, str], Any] = {}
+        self._clients: dict[tuple[str, str, int, str, RetryPolicy], Any] = {}
         self._base: boto3.Session | None = None
 
     def default_region(self) -> str:
@@ -55,31 +91,36 @@ class AwsClients:
         return region
 
     def client(self, service: str, region: str | None = None, *, pool: int = DEFAULT_POOL,
-               role: str | None = None) -> Any:
-        """A client for `service` in `region` with a connection pool of `pool`.
+               role: str | None = None, retry: RetryPolicy = STANDARD) -> Any:
+        """A client for `service` in `region` with a connection pool of `pool`, retrying as
+        `retry` says.
 
         `role`, when given, replaces the region's configured role (used when one region's
         account must be reached from another's work).
         """
         region = region or self.default_region()
-        key = (service, region, pool, role or "")
+        key = (service, region, pool, role or "", retry)
         with self._lock:
             if key not in self._clients:
                 session = self._session_for(region, role)
+                config = self.botocore_config(pool)
+                if retry != STANDARD:
+                    config = config.merge(retry.config())
                 self._clients[key] = session.client(
                     service,
                     region_name=region,
                     endpoint_url=self.aws.endpoint_url,
-                    config=self.botocore_config(pool),
+                    config=config,
                 )
             return self._clients[key]
 
     def botocore_config(self, pool: int = DEFAULT_POOL) -> Config:
-        return Config(
-            retries={"mode": "adaptive", "total_max_attempts": self.max_attempts},
+        """Pool size, user agent and the STANDARD policy (with this factory's `max_attempts`,
+        which only aws/ssm.py's write clients still change; they move to `retry=PACED`)."""
+        return RetryPolicy(STANDARD.mode, self.max_attempts).config().merge(Config(
             max_pool_connections=max(pool, DEFAULT_POOL),
             user_agent_extra="pubsys",
-        )
+        ))
 
     def role_for(self, region: str) -> str | None:
         """The role assumed last for `region`: its own, else the global one."""
