@@ -49,20 +49,18 @@ from ..config import InfraConfig
 from ..errors import AwsError, PolicyError, PubsysError, UsageError
 from ..fsutil import dump_json, write_json_atomic
 from ..policy import ec2_arch
+from ..progress import ProgressBar
 from ..timespec import parse_offset
-from .clients import AwsClients
+from .clients import EBS_UPLOAD, AwsClients
+from .errors import describe_error
 from .snapshot import (
-    ProgressBar,
     SnapshotUploader,
     UploadedSnapshot,
     UploadSettings,
-    WaitPolicy,
     client_token,
-    describe_error,
     image_size,
-    stoppable_sleep,
-    wait_for,
 )
+from .waiting import WaitPolicy, stoppable_sleep, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +373,7 @@ class AmiPublisher:
             jobs.append(("data", req.data_image, "--data-image"))
         total = sum(image_size(path, flag) for _, path, flag in jobs)
         pool = req.upload.concurrency * len(jobs)
-        ebs = self.clients.client("ebs", region, pool=pool)
+        ebs = self.clients.client("ebs", region, pool=pool, retry=EBS_UPLOAD)
         ec2 = self.clients.client("ec2", region)
         progress = ProgressBar(total, f"{region} upload") if req.progress else None
         uploader = SnapshotUploader(ebs, ec2, req.upload, progress, stop=self.stop)
@@ -385,7 +383,7 @@ class AmiPublisher:
                 path, description=f"{req.name} {label} volume",
                 tags={**req.tags, "pubsys:volume": label},
                 token=client_token("pubsys-snapshot", self.run_id, region, req.name, label),
-                flag=flag)
+                label=flag)
 
         log.info("%s: uploading %s as EBS snapshots (%s blocks in flight per image)", region,
                  " and ".join(f"{path} ({image_size(path, flag) / 2**20:.1f} MiB)"

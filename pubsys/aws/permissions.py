@@ -36,7 +36,7 @@ from ..errors import AwsError, PubsysError, UsageError
 from ..fsutil import write_json_atomic
 from .ami import describe_region_image, parse_regions, snapshot_ids
 from .clients import AwsClients
-from .snapshot import describe_error
+from .errors import describe_error
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from ..errors import ValidationFailed
 from ..report import emit, parse_filter
 from .ami import launch_permissions_json
 from .clients import AwsClients
+from .errors import describe_error
 from .permissions import load_ami_json
-from .snapshot import describe_error
 
 log = logging.getLogger(__name__)
 
