@@ -255,68 +255,32 @@ class SnapshotUploader:
         most `concurrency` blocks are held in memory, however large the image.
         """
         n = block_count(size)
-        digests = bytearray(32 * n)  # compact: 32 bytes per block, filled as blocks finish
-        written = bytearray(n)
-        slots = threading.BoundedSemaphore(self.settings.concurrency)
-        failure: list[BaseException] = []
-        done_lock = threading.Lock()
-
-        def finished(index: int, nbytes: int, fut: Future) -> None:
-            try:
-                error = (AwsError(f"block {index} was cancelled") if fut.cancelled()
-                         else fut.exception())
-                if error is not None:
-                    with done_lock:
-                        failure.append(error)
-                else:
-                    digests[32 * index:32 * index + 32] = fut.result()
-                    written[index] = 1
-                    if self.progress:
-                        self.progress.advance(nbytes)
-            finally:
-                slots.release()
-
+        ledger = _Ledger(n, self.settings.concurrency, self.progress)
         pool = ThreadPoolExecutor(max_workers=self.settings.concurrency,
                                   thread_name_prefix="put-block")
         submitted = 0
         try:
             with open(path, "rb", buffering=0) as f:
-                fd = f.fileno()
                 for index in range(n):
-                    slots.acquire()
-                    if failure:
-                        slots.release()
-                        break
-                    if self.stop.is_set():
-                        slots.release()
+                    ledger.slots.acquire()
+                    if ledger.failures or self.stop.is_set():
+                        ledger.slots.release()
+                        if ledger.failures:
+                            break
                         raise AwsError(f"interrupted at block {index} of {n}")
-                    block = os.pread(fd, BLOCK_SIZE, index * BLOCK_SIZE)
-                    nbytes = len(block)
-                    if nbytes < BLOCK_SIZE:
-                        if index < n - 1:
-                            slots.release()
-                            raise AwsError(f"{path}: short read at block {index}; "
-                                           "did the file change during the upload?")
-                        block += bytes(BLOCK_SIZE - nbytes)  # zero-pad the last block
+                    block, nbytes = _read_block(f.fileno(), index, n, path)
                     if block == ZERO_BLOCK:
-                        slots.release()
-                        if self.progress:
-                            self.progress.advance(nbytes)
+                        ledger.skipped(nbytes)
                         continue
                     fut = pool.submit(self._put_block, snapshot_id, index, block)
                     submitted += 1
-                    fut.add_done_callback(functools.partial(finished, index, nbytes))
+                    fut.add_done_callback(functools.partial(ledger.finished, index, nbytes))
         except BaseException:
             # Stop: drop blocks not yet started, let the running ones end, then report.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)  # every submitted block finishes (or fails) first
-        if failure:
-            raise failure[0]
-        kept = [i for i in range(n) if written[i]]
-        if len(kept) != submitted:  # never complete a snapshot with a block missing
-            raise AwsError(f"{snapshot_id}: {submitted} blocks sent but {len(kept)} confirmed")
-        return len(kept), [bytes(digests[32 * i:32 * i + 32]) for i in kept]
+        return ledger.result(snapshot_id, submitted)
 
     def _put_block(self, snapshot_id: str, index: int, block: bytes) -> bytes:
         digest = block_checksum(block)
@@ -336,6 +300,61 @@ class SnapshotUploader:
         except (ClientError, BotoCoreError) as e:
             log.error("could not delete incomplete snapshot %s (%s); delete it by hand",
                       snapshot_id, describe_error(e))
+
+
+class _Ledger:
+    """The blocks of one upload as they finish: digests of the confirmed ones, the first
+    failure, and the memory slots a finished (or skipped) block gives back."""
+
+    def __init__(self, n: int, concurrency: int, progress: ProgressBar | None):
+        self.digests = bytearray(32 * n)  # compact: 32 bytes per block, filled as they finish
+        self.written = bytearray(n)
+        self.slots = threading.BoundedSemaphore(concurrency)
+        self.failures: list[BaseException] = []
+        self.progress = progress
+        self._lock = threading.Lock()
+
+    def skipped(self, nbytes: int) -> None:
+        """An all-zero block: nothing to send."""
+        self.slots.release()
+        if self.progress:
+            self.progress.advance(nbytes)
+
+    def finished(self, index: int, nbytes: int, fut: Future) -> None:
+        try:
+            error = (AwsError(f"block {index} was cancelled") if fut.cancelled()
+                     else fut.exception())
+            if error is not None:
+                with self._lock:
+                    self.failures.append(error)
+            else:
+                self.digests[32 * index:32 * index + 32] = fut.result()
+                self.written[index] = 1
+                if self.progress:
+                    self.progress.advance(nbytes)
+        finally:
+            self.slots.release()
+
+    def result(self, snapshot_id: str, submitted: int) -> tuple[int, list[bytes]]:
+        """(blocks written, their digests in block order), once every block has finished."""
+        if self.failures:
+            raise self.failures[0]
+        kept = [i for i in range(len(self.written)) if self.written[i]]
+        if len(kept) != submitted:  # never complete a snapshot with a block missing
+            raise AwsError(f"{snapshot_id}: {submitted} blocks sent but {len(kept)} confirmed")
+        return len(kept), [bytes(self.digests[32 * i:32 * i + 32]) for i in kept]
+
+
+def _read_block(fd: int, index: int, n: int, path: Path) -> tuple[bytes, int]:
+    """Block `index` of `n` (the last one zero-padded) and how many bytes the file held."""
+    block = os.pread(fd, BLOCK_SIZE, index * BLOCK_SIZE)
+    nbytes = len(block)
+    if nbytes < BLOCK_SIZE:
+        if index < n - 1:
+            raise AwsError(f"{path}: short read at block {index}; "
+                           "did the file change during the upload?")
+        block += bytes(BLOCK_SIZE - nbytes)  # zero-pad the last block
+    return block, nbytes
 
 
 def _snapshot_failure(response: dict) -> str:
