@@ -96,3 +96,10 @@ def test_observe_image_reads_public_and_permissions_the_one_way(monkeypatch):
         assert observe_image(ec2, "us-west-2", image_id).public is False
         ec2.deregister_image(ImageId=image_id)
         assert observe_image(ec2, "us-west-2", image_id) is None
+
+
+def test_configured_regions_repeating_the_base_copy_once_and_never_to_the_base():
+    from pubsys.cli.ami import plan_regions
+
+    configured = ("us-west-2", "us-east-1", "us-west-2", "us-east-1")
+    assert plan_regions(None, None, configured, lambda: "x") == ("us-west-2", ("us-east-1",))

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .ami_json import is_region
 from .snapshot import UploadedSnapshot, UploadSettings, client_token
 from .waiting import WaitPolicy
 
@@ -48,9 +47,6 @@ class AmiOptions:
             raise ValueError(f"description: at most {MAX_DESCRIPTION} characters")
         if self.uefi_data is not None and len(self.uefi_data) > MAX_UEFI_DATA:
             raise ValueError(f"UEFI data: at most {MAX_UEFI_DATA} characters of base64")
-        for region in (self.base_region, *self.copy_regions):
-            if not is_region(region):
-                raise ValueError(f"{region!r} is not a region name")
         if self.base_region in self.copy_regions:
             raise ValueError(f"{self.base_region} is the base region and a copy region")
 

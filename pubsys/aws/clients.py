@@ -97,8 +97,8 @@ class AwsClients:
         region = self._base_session().region_name
         if not region:
             raise ConfigError(
-                "no AWS region: set 'aws.regions' in Infra.toml, pass --regions, "
-                "or set AWS_DEFAULT_REGION"
+                "no AWS region: set 'aws.regions' in Infra.toml or AWS_DEFAULT_REGION, "
+                "or name the regions on the command line"
             )
         return region
 

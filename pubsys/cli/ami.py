@@ -168,7 +168,7 @@ def plan_regions(regions_flag: tuple[str, ...] | str | None,
         return base, tuple(r for r in copies if r != base)
     listed = regions or configured
     if listed:
-        return listed[0], tuple(listed[1:])
+        return listed[0], tuple(dict.fromkeys(r for r in listed[1:] if r != listed[0]))
     return default(), ()
 
 
