@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MAX_UPLOAD_CONCURRENCY = 1024
 MAX_DEPRECATION = timedelta(days=3650)  # AWS allows at most 10 years
 
 
@@ -111,12 +110,14 @@ def positive_seconds(text: str) -> float:
 
 @argtype
 def upload_concurrency(text: str) -> int:
+    from ..aws.snapshot import MAX_CONCURRENCY
+
     try:
         n = int(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a whole number") from None
-    if not 1 <= n <= MAX_UPLOAD_CONCURRENCY:
-        raise ValueError(f"must be 1..{MAX_UPLOAD_CONCURRENCY}, got {n}")
+    if not 1 <= n <= MAX_CONCURRENCY:
+        raise ValueError(f"must be 1..{MAX_CONCURRENCY}, got {n}")
     return n
 
 
