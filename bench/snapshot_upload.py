@@ -143,12 +143,13 @@ def effective_concurrency(spans: list[tuple[float, float]]) -> tuple[float, floa
 
 
 def upload_once(proxy: str, image: Path, concurrency: int) -> dict:
-    from pubsys.aws.clients import AwsClients
-    from pubsys.aws.snapshot import SnapshotUploader, UploadSettings, WaitPolicy
+    from pubsys.aws.clients import EBS_UPLOAD, AwsClients
+    from pubsys.aws.snapshot import SnapshotUploader, UploadSettings
+    from pubsys.aws.waiting import WaitPolicy
     from pubsys.config import AwsConfig
 
     clients = AwsClients(AwsConfig(regions=("us-west-2",), endpoint_url=proxy))
-    ebs = clients.client("ebs", "us-west-2", pool=concurrency)
+    ebs = clients.client("ebs", "us-west-2", pool=concurrency, retry=EBS_UPLOAD)
     ec2 = clients.client("ec2", "us-west-2")
     settings = UploadSettings(concurrency=concurrency,
                               wait=WaitPolicy(delay=0.05, max_delay=0.5, deadline=120))

@@ -8,28 +8,37 @@ results file, and says whether every row has an OK status.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import UsageError
 from .fsutil import dump_json, write_json_atomic
 
 
-def parse_filter(text: str | None, known: Iterable[str]) -> set[str] | None:
-    """'Missing,Incorrect' -> {'Missing', 'Incorrect'} (case-insensitive); None keeps all."""
-    if not text:
-        return None
+def parse_statuses(text: str, known: Iterable[str]) -> frozenset[str]:
+    """'Missing,Incorrect' -> {'Missing', 'Incorrect'} (case-insensitive); ValueError naming
+    an unknown status and the known ones (fit for an argparse type)."""
     by_lower = {k.lower(): k for k in known}
     out = set()
     for item in text.split(","):
         item = item.strip()
         if item.lower() not in by_lower:
-            raise UsageError(
-                f"--write-results-filter: unknown status {item!r}; "
-                f"expected some of {', '.join(sorted(by_lower.values()))}"
-            )
+            raise ValueError(f"unknown status {item!r}; expected some of "
+                             f"{', '.join(sorted(by_lower.values()))}")
         out.add(by_lower[item.lower()])
-    return out
+    return frozenset(out)
+
+
+def parse_filter(text: str | None, known: Iterable[str]) -> set[str] | None:
+    """--write-results-filter for commands that still pass its text to `emit` (validate-ssm);
+    None keeps all."""
+    if not text:
+        return None
+    try:
+        return set(parse_statuses(text, known))
+    except ValueError as e:
+        raise UsageError(f"--write-results-filter: {e}") from None
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -37,17 +46,19 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
         ["" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
                      for row in cells) + "\n"
 
 
 def emit(rows: list[dict[str, Any]], *, columns: Sequence[str], statuses: Iterable[str],
          ok: Iterable[str] = ("Correct",), as_json: bool = False,
-         results_path: str | None = None, results_filter: str | None = None,
-         out: TextIO | None = None) -> bool:
-    """Print and write the report; True when every row's status is in `ok`."""
+         results_path: str | Path | None = None, results_filter: str | None = None,
+         keep: Collection[str] | None = None, out: TextIO | None = None) -> bool:
+    """Print and write the report; True when every row's status is in `ok`. The results
+    file keeps the rows whose status is in `keep` (or in the `results_filter` text), or all."""
     out = out or sys.stdout
-    keep = parse_filter(results_filter, statuses)
+    if keep is None:
+        keep = parse_filter(results_filter, statuses)
     if as_json:
         out.write(dump_json(rows))
     else:
@@ -59,5 +70,5 @@ def emit(rows: list[dict[str, Any]], *, columns: Sequence[str], statuses: Iterab
                   if counts else "nothing to check\n")
     if results_path:
         write_json_atomic(results_path, [r for r in rows if keep is None or r["status"] in keep])
-    ok = set(ok)
-    return all(r["status"] in ok for r in rows)
+    good = set(ok)
+    return all(r["status"] in good for r in rows)

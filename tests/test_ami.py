@@ -8,22 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from pubsys.aws.ami import (
-    AmiOutput,
-    AmiRequest,
-    RegionImage,
-    check_name,
-    copy_token,
-    deprecation_time,
-    find_image,
-    launch_permissions_json,
-    parse_deprecate_in,
-    plan_regions,
-    read_uefi_data,
-    register_params,
-)
+from pubsys.aws.ami import AmiOutput
+from pubsys.aws.ami_json import launch_permissions_from_ec2
+from pubsys.aws.ami_rules import AmiOptions, copy_token, deprecation_time, register_params
+from pubsys.aws.images import RegionImage, find_image
 from pubsys.aws.snapshot import UploadedSnapshot
+from pubsys.cli.ami import check_name, parse_deprecate_in, plan_regions, read_uefi_data
 from pubsys.errors import AwsError, UsageError
+
+
+def launch_permissions_json(perms):
+    return [p.to_json() for p in launch_permissions_from_ec2(perms)]
 
 
 def _default() -> str:
@@ -73,11 +68,11 @@ def test_deprecation_time_is_whole_minutes_after_creation():
         2026, 1, 3, 3, 4, tzinfo=timezone.utc)
 
 
-def _req(**kw) -> AmiRequest:
+def _req(**kw) -> AmiOptions:
     base = dict(name="os-1.0", arch="arm64", description=None, os_image=Path("os.img"),
                 data_image=None, uefi_data=None, base_region="us-west-2", copy_regions=(),
                 output=Path("out.json"))
-    return AmiRequest(**{**base, **kw})
+    return AmiOptions(**{**base, **kw})
 
 
 def test_register_params_for_a_bios_image_with_one_volume():
@@ -171,10 +166,10 @@ def test_more_than_one_ami_of_the_name_is_an_error():
 
 def test_output_keeps_completed_regions_and_records_failures(tmp_path):
     out = AmiOutput(tmp_path / "amis.json")
-    out.record(RegionImage("us-west-2", "ami-1", "n"))
+    out.record(RegionImage("us-west-2", "ami-11111111", "n"))
     out.fail("us-east-1", "us-east-1: broke")
     assert (tmp_path / "amis.json").read_text().count("ami-1") == 1
     assert "broke" in (tmp_path / "amis.json.failures.json").read_text()
-    out.record(RegionImage("us-east-1", "ami-2", "n"))
+    out.record(RegionImage("us-east-1", "ami-22222222", "n"))
     assert not (tmp_path / "amis.json.failures.json").exists()
     assert set(out.as_json()) == {"us-west-2", "us-east-1"}

@@ -16,7 +16,7 @@ from tests.test_ami_helpers import (  # noqa: F401 - `world` is a fixture
     OTHER_ACCOUNT,
     REGIONS,
     infra_toml,
-    world,
+    world_fixture,
 )
 
 
@@ -31,7 +31,7 @@ def test_sparse_image_becomes_an_ami_in_every_region(world):
     assert amis == world.amis()
     assert sorted(amis) == sorted(REGIONS)
     base = amis["us-west-2"]["id"]
-    for region, entry in amis.items():
+    for entry in amis.values():
         assert entry["name"] == NAME and entry["public"] is False
         assert entry["launch_permissions"] == []
 

@@ -133,8 +133,9 @@ def infra_toml(regions: tuple[str, ...] = REGIONS, extra: str = "") -> str:
     return f"[aws]\nregions = [{listed}]\n{extra}"
 
 
-@pytest.fixture
-def world(moto_server, run_pubsys, tmp_path) -> AmiWorld:
+@pytest.fixture(name="world")
+def world_fixture(moto_server, run_pubsys, tmp_path) -> AmiWorld:
+    """Tests import this as `world_fixture` and ask for `world`."""
     os_image = tmp_path / "os.img"
     blocks = make_sparse_image(os_image)
     uefi = tmp_path / "uefi.b64"

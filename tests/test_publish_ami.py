@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from pubsys.aws.permissions import PermissionChange, load_ami_json, select_regions
+from pubsys.aws.ami_json import load_ami_json
+from pubsys.aws.permissions import select_regions
+from pubsys.cli.ami import permission_change
 from pubsys.errors import UsageError
-from tests.test_ami_helpers import REGIONS, world  # noqa: F401 - `world` is a fixture
+from tests.test_ami_helpers import REGIONS, world_fixture  # noqa: F401 - the `world` fixture
 
 USER = "111122223333"
 ORG = "arn:aws:organizations::123456789012:organization/o-abcdefghij"
@@ -20,17 +22,17 @@ OU = "arn:aws:organizations::123456789012:ou/o-abcdefghij/ou-ab12-cdefghij"
 
 
 def test_change_from_flags():
-    c = PermissionChange.from_flags(True, f"{USER}, {USER}", "all", ORG, OU)
+    c = permission_change(True, f"{USER}, {USER}", "all", ORG, OU)
     assert c.user_ids == (USER,) and c.groups == ("all",) and c.makes_public
     assert c.launch_permissions() == [{"UserId": USER}, {"Group": "all"},
                                       {"OrganizationArn": ORG}, {"OrganizationalUnitArn": OU}]
     assert c.snapshot_params() == {"Attribute": "createVolumePermission",
                                    "OperationType": "add", "UserIds": [USER],
                                    "GroupNames": ["all"]}
-    revoke = PermissionChange.from_flags(False, None, "all", None, None)
+    revoke = permission_change(False, None, "all", None, None)
     assert not revoke.makes_public
     assert revoke.snapshot_params()["OperationType"] == "remove"
-    orgs_only = PermissionChange.from_flags(True, None, None, ORG, None)
+    orgs_only = permission_change(True, None, None, ORG, None)
     assert orgs_only.snapshot_params() is None  # snapshots cannot be shared with orgs
 
 
@@ -43,7 +45,7 @@ def test_change_from_flags():
 ])
 def test_bad_targets_name_the_flag(args, flag):
     with pytest.raises(UsageError, match=flag):
-        PermissionChange.from_flags(True, *args)
+        permission_change(True, *args)
 
 
 def test_ami_json_is_checked(tmp_path):
@@ -55,12 +57,12 @@ def test_ami_json_is_checked(tmp_path):
                          '"launch_permissions": [1]}}', "launch_permissions")]:
         p.write_text(text)
         with pytest.raises(UsageError, match=words):
-            load_ami_json(p, "--ami-input")
+            load_ami_json(p)
     p.write_text('{"us-west-2": {"id": "ami-12345678", "name": "n"}}')
-    data = load_ami_json(p, "--ami-input")
+    data = load_ami_json(p)
     assert select_regions(data, None, str(p)) == ["us-west-2"]
     with pytest.raises(UsageError, match="us-east-1 not in"):
-        select_regions(data, "us-east-1", str(p))
+        select_regions(data, ("us-east-1",), str(p))
 
 
 # --- end to end ----------------------------------------------------------------------------

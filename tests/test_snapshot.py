@@ -6,32 +6,36 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import threading
 import time
 from pathlib import Path
 
-import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError, WaiterError
 
 from pubsys.aws import snapshot as snapmod
+from pubsys.aws import waiting
+from pubsys.aws.clients import EBS_UPLOAD, AwsClients
+from pubsys.aws.errors import is_retryable
 from pubsys.aws.snapshot import (
+    BLOCK_ATTEMPTS,
     BLOCK_SIZE,
     GIB,
-    ProgressBar,
+    MAX_SENDS_PER_BLOCK,
     SnapshotUploader,
     UploadSettings,
-    WaitPolicy,
     backoff_delay,
     block_count,
-    format_progress,
-    is_retryable,
     linear_checksum,
     volume_size_gib,
-    wait_for,
 )
+from pubsys.aws.waiting import WaitPolicy, wait_for
+from pubsys.config import AwsConfig
 from pubsys.errors import AwsError, UsageError
+from pubsys.progress import ProgressBar, format_progress
 
 
 def _client_error(code: str, status: int = 400) -> ClientError:
@@ -305,13 +309,13 @@ def test_missing_or_empty_image_is_refused_before_any_call(tmp_path, content):
         path.write_bytes(content)
     ebs = FakeEbs()
     with pytest.raises(UsageError, match="--os-image"):
-        _uploader(ebs).upload(path, description="d", tags={}, token="t", flag="--os-image")
+        _uploader(ebs).upload(path, description="d", tags={}, token="t", label="--os-image")
     assert ebs.started is None
 
 
 def test_wait_for_backs_off_then_gives_up_at_the_deadline(monkeypatch):
     clock = {"t": 0.0}
-    monkeypatch.setattr(snapmod.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(waiting.time, "monotonic", lambda: clock["t"])
     slept: list[float] = []
 
     def sleep(s):
@@ -342,8 +346,9 @@ def moto_ebs(monkeypatch):
     moto_ext_ebs.install()
     try:
         with mock_aws():
-            yield (boto3.client("ebs", region_name="us-west-2"),
-                   boto3.client("ec2", region_name="us-west-2"))
+            clients = AwsClients(AwsConfig(regions=("us-west-2",)))
+            yield (clients.client("ebs", "us-west-2", retry=EBS_UPLOAD),
+                   clients.client("ec2", "us-west-2"))
     finally:
         moto_ext_ec2.uninstall()
 
@@ -375,3 +380,53 @@ def test_moto_rejects_a_wrong_aggregate_checksum(tmp_path, moto_ebs, monkeypatch
     snapshot_id = str(e.value).split(" to ")[1].split()[0]
     with pytest.raises(ClientError):
         ec2.describe_snapshots(SnapshotIds=[snapshot_id])
+
+
+# --- the worst case for one block, counted on real botocore clients ------------------------
+
+
+class _Body(io.BytesIO):
+    def stream(self, **_):
+        yield self.read()
+
+
+def _unavailable(request) -> AWSResponse:
+    body = json.dumps({"message": "injected by test"}).encode()
+    return AWSResponse(request.url, 503, {"x-amzn-ErrorType": "ServiceUnavailableException",
+                                          "Content-Type": "application/json"}, _Body(body))
+
+
+@pytest.mark.parametrize("failure", ["http-503", "connection-dropped"])
+def test_one_block_is_sent_at_most_ten_times_when_every_send_fails(tmp_path, moto_server,
+                                                                    failure):
+    """Both retry layers at work: botocore (the EBS_UPLOAD client) inside our per-block loop.
+    A before-send hook answers every PutSnapshotBlock itself, so each call of it is one send
+    botocore would have put on the wire."""
+    clients = AwsClients(AwsConfig(regions=("us-west-2",), endpoint_url=moto_server.url))
+    ebs = clients.client("ebs", "us-west-2", retry=EBS_UPLOAD)
+    ec2 = clients.client("ec2", "us-west-2")
+    sends: list[int] = []
+
+    def fail(request, **_):
+        sends.append(int(request.url.rsplit("/", 1)[1]))
+        if failure == "http-503":
+            return _unavailable(request)
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+    ebs.meta.events.register_first("before-send.ebs.PutSnapshotBlock", fail)
+    path = _image(tmp_path / "img", {3: b"x"}, 4 * BLOCK_SIZE)
+    up = SnapshotUploader(ebs, ec2, _settings(), sleep=lambda s: None)
+    with pytest.raises(AwsError, match=f"block 3 of snap-.* failed after {BLOCK_ATTEMPTS} "
+                                       "attempt.*the incomplete snapshot was deleted"):
+        up.upload(path, description="d", tags={}, token=f"t-{failure}")
+    assert sends == [3] * MAX_SENDS_PER_BLOCK
+    assert MAX_SENDS_PER_BLOCK == 10
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+
+
+def test_a_client_that_would_send_a_block_more_than_ten_times_is_refused():
+    clients = AwsClients(AwsConfig(regions=("us-west-2",)))
+    standard = clients.client("ebs", "us-west-2")  # 10 attempts x 5 block attempts = 50
+    with pytest.raises(ValueError, match="sent 50 times.*retry=EBS_UPLOAD"):
+        SnapshotUploader(standard, FakeEc2())
+    SnapshotUploader(clients.client("ebs", "us-west-2", retry=EBS_UPLOAD), FakeEc2())

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import json
 
-from pubsys.aws.validate import Observed, compare
-from tests.test_ami_helpers import REGIONS, world  # noqa: F401 - `world` is a fixture
+from pubsys.aws.ami_json import AmiRecord, LaunchPermission
+from pubsys.aws.images import RegionImage
+from pubsys.aws.validate import compare as compare_record
+from tests.test_ami_helpers import REGIONS, world_fixture  # noqa: F401 - the `world` fixture
 
 USER = "111122223333"
 
 
-def _obs(public=False, perms=(), name="n", state="available") -> Observed:
-    return Observed(name, state, public, tuple(sorted(perms)))
+def _obs(public=False, perms=(), name="n", state="available") -> RegionImage:
+    lps = tuple(LaunchPermission(k, v) for k, v in sorted(perms))
+    return RegionImage("r", "ami-11111111", name, public, lps, state)
+
+
+def compare(region, expected: dict, observed):
+    return compare_record(region, AmiRecord.from_json(expected), observed)
 
 
 def test_compare_statuses():
-    exp = {"id": "ami-1", "name": "n", "public": True,
+    exp = {"id": "ami-11111111", "name": "n", "public": True,
            "launch_permissions": [{"group": "all"}, {"userid": USER}]}
     good = _obs(True, [("group", "all"), ("userid", USER)])
     assert compare("r", exp, good)["status"] == "Correct"
@@ -29,7 +36,7 @@ def test_compare_statuses():
     assert "unexpected userid=999999999999" in row["reason"]
     assert compare("r", {**exp, "name": "m"}, good)["reason"] == "name is 'n', expected 'm'"
     # fields the JSON does not state are not compared
-    assert compare("r", {"id": "ami-1", "name": "n"}, _obs(True))["status"] == "Correct"
+    assert compare("r", {"id": "ami-11111111", "name": "n"}, _obs(True))["status"] == "Correct"
 
 
 def test_validate_passes_then_fails_after_a_revoke_behind_its_back(world):

@@ -3,7 +3,10 @@
 Every AWS call pubsys makes goes through `AwsClients.client()`, so these rules hold everywhere:
 - credentials come from `aws.profile` (or the default chain), then `aws.role` is assumed,
   then the region's `aws.region.NAME.role` on top of it (role chaining, in that order), with
-  credentials that refresh themselves during long waits;
+  credentials that refresh themselves during long waits: each link of the chain is
+  botocore's own assume-role fetcher behind refreshable credentials, handed to the session
+  through a credential provider, so botocore re-assumes a role (and the roles before it)
+  shortly before its credentials expire;
 - `aws.endpoint_url` points every service at one endpoint (a moto server in tests and the
   demo); without it botocore's own `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` apply;
 - retries follow one `RetryPolicy` per client, chosen by the caller from the named policies
@@ -14,6 +17,7 @@ Nothing else calls `boto3.client`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -22,7 +26,14 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.credentials import RefreshableCredentials
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    CredentialResolver,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
+from botocore.exceptions import NoCredentialsError
 
 from ..config import AwsConfig
 from ..errors import ConfigError
@@ -74,7 +85,8 @@ class AwsClients:
         self.aws = aws or AwsConfig()
         self.max_attempts = max_attempts
         self._lock = threading.Lock()
-        self._sessions: dict[str, boto3.Session] = {}
+        self._sessions: dict[tuple[str, ...], boto3.Session] = {}
+        self._role_credentials: dict[tuple[str, ...], Credentials] = {}
         self._clients: dict[tuple[str, str, int, str, RetryPolicy], Any] = {}
         self._base: boto3.Session | None = None
 
@@ -85,8 +97,8 @@ class AwsClients:
         region = self._base_session().region_name
         if not region:
             raise ConfigError(
-                "no AWS region: set 'aws.regions' in Infra.toml, pass --regions, "
-                "or set AWS_DEFAULT_REGION"
+                "no AWS region: set 'aws.regions' in Infra.toml or AWS_DEFAULT_REGION, "
+                "or name the regions on the command line"
             )
         return region
 
@@ -138,26 +150,57 @@ class AwsClients:
         region_role = role_override or self.aws.region_roles.get(region)
         if region_role and region_role not in chain:
             chain.append(region_role)
-        key = "|".join(chain)
+        if not chain:
+            return self._base_session()
+        key = tuple(chain)
         if key not in self._sessions:
-            session = self._base_session()
-            for role in chain:
-                session = self._assume(session, role, region)
-            self._sessions[key] = session
+            core = botocore.session.Session(profile=self.aws.profile)
+            provider = _RoleChainProvider(self._chain_credentials(key, region))
+            core.register_component("credential_provider", CredentialResolver([provider]))
+            self._sessions[key] = boto3.Session(botocore_session=core, region_name=region)
         return self._sessions[key]
 
-    def _assume(self, session: boto3.Session, role: str, region: str) -> boto3.Session:
-        sts = session.client("sts", region_name=region, endpoint_url=self.aws.endpoint_url,
-                             config=self.botocore_config())
+    def _chain_credentials(self, chain: tuple[str, ...], region: str) -> Credentials:
+        """Credentials of the last role of `chain`, assumed with those of the roles before it
+        (shared by every chain that starts the same way). Nothing is assumed until a call
+        needs the credentials; then botocore refreshes each link before it expires."""
+        if chain not in self._role_credentials:
+            if len(chain) > 1:
+                source = self._chain_credentials(chain[:-1], region)
+            else:
+                base = self._base_session().get_credentials()
+                if base is None:
+                    raise NoCredentialsError()
+                source = base
+            fetcher = AssumeRoleCredentialFetcher(
+                client_creator=functools.partial(
+                    self._base_session().client, region_name=region,
+                    endpoint_url=self.aws.endpoint_url, config=self.botocore_config()),
+                source_credentials=source,
+                role_arn=chain[-1],
+                extra_args={"RoleSessionName": "pubsys"},
+            )
+            self._role_credentials[chain] = DeferredRefreshableCredentials(
+                refresh_using=functools.partial(_assume, fetcher, chain[-1]),
+                method="assume-role")
+        return self._role_credentials[chain]
 
-        def fetch() -> dict[str, str]:
-            log.debug("assuming role %s", role)
-            c = sts.assume_role(RoleArn=role, RoleSessionName="pubsys")["Credentials"]
-            return {"access_key": c["AccessKeyId"], "secret_key": c["SecretAccessKey"],
-                    "token": c["SessionToken"], "expiry_time": c["Expiration"].isoformat()}
 
-        creds = RefreshableCredentials.create_from_metadata(
-            metadata=fetch(), refresh_using=fetch, method="sts-assume-role")
-        core = botocore.session.get_session()
-        core._credentials = creds  # the documented way boto3 users plug refreshable creds in
-        return boto3.Session(botocore_session=core, region_name=region)
+def _assume(fetcher: AssumeRoleCredentialFetcher, role: str) -> dict[str, Any]:
+    log.debug("credentials of role %s needed (assumed again if they are about to expire)", role)
+    return fetcher.fetch_credentials()
+
+
+class _RoleChainProvider(CredentialProvider):
+    """Hands a session the credentials at the end of a role chain (botocore's documented
+    extension point for credentials that come from somewhere of our own)."""
+
+    METHOD = "pubsys-role-chain"
+    CANONICAL_NAME = "custom-pubsys-role-chain"
+
+    def __init__(self, credentials: Credentials):
+        super().__init__()
+        self.credentials = credentials
+
+    def load(self) -> Credentials:
+        return self.credentials

@@ -3,9 +3,9 @@
 What it does for the operator, in order:
 1. Read `--ami-input` (region -> {"id", "name", ...} as `pubsys ami` writes it) and pick the
    regions (`--regions`, default all of them; a region not in the file is an error).
-2. Build the permission change from `--user-ids` (12-digit accounts), `--group-names` (only
-   `all`, meaning public), `--organization-arns` and `--organizational-unit-arns`; exactly one
-   of `--grant` / `--revoke`, at least one target.
+2. Apply one permission change, built by the CLI from `--user-ids` (12-digit accounts),
+   `--group-names` (only `all`, meaning public), `--organization-arns` and
+   `--organizational-unit-arns`, with exactly one of `--grant` / `--revoke`.
 3. In every region at once:
    a. when granting `all`, ask EC2 for the region's image block public access state and refuse
       if it blocks new public sharing, saying how to lift it;
@@ -21,9 +21,10 @@ What it does for the operator, in order:
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,73 +34,58 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import InfraConfig
 from ..errors import AwsError, PubsysError, UsageError
-from ..fsutil import write_json_atomic
-from .ami import describe_region_image, parse_regions, snapshot_ids
+from .ami_json import AmiRecord, load_ami_json, write_ami_json
 from .clients import AwsClients
-from .snapshot import describe_error
+from .errors import describe_error
+from .images import RegionImage, describe_image, observe_image, snapshot_ids
 
 log = logging.getLogger(__name__)
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_ORG_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}$")
-_OU_ARN = re.compile(
-    r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
-_AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
-
-
-# --- AMI JSON --------------------------------------------------------------------------------
-
-
-def load_ami_json(path: str | Path, flag: str) -> dict[str, dict[str, Any]]:
-    """Read an AMI JSON; errors name the file, the region and what is expected."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{flag} {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{flag} {path}: cannot read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{flag} {path}: invalid JSON: {e}") from None
-    if not isinstance(data, dict) or not data:
-        raise UsageError(f"{flag} {path}: expected an object mapping regions to AMIs, "
-                         "like {\"us-west-2\": {\"id\": \"ami-...\", \"name\": \"...\"}}")
-    for region, entry in data.items():
-        where = f"{flag} {path}: region {region!r}"
-        if not isinstance(entry, dict):
-            raise UsageError(f"{where}: expected an object with 'id' and 'name'")
-        if not isinstance(entry.get("id"), str) or not _AMI_ID.match(entry["id"]):
-            raise UsageError(f"{where}: 'id' must be an AMI id like ami-0123456789abcdef0, "
-                             f"got {entry.get('id')!r}")
-        if not isinstance(entry.get("name"), str):
-            raise UsageError(f"{where}: 'name' must be a string")
-        if "public" in entry and not isinstance(entry["public"], (bool, type(None))):
-            raise UsageError(f"{where}: 'public' must be true or false")
-        lps = entry.get("launch_permissions")
-        if lps is not None and not (isinstance(lps, list) and all(
-                isinstance(p, dict) and len(p) == 1 for p in lps)):
-            raise UsageError(f"{where}: 'launch_permissions' must be a list of "
-                             "{\"userid\"|\"group\"|\"organizationarn\"|"
-                             "\"organizationalunitarn\": value}")
-    return data
-
-
-def select_regions(data: dict[str, Any], regions_flag: str | None, path: str) -> list[str]:
-    if not regions_flag:
-        return list(data)
-    wanted = parse_regions(regions_flag, "--regions")
-    missing = [r for r in wanted if r not in data]
-    if missing:
-        raise UsageError(f"--regions: {', '.join(missing)} not in {path} "
-                         f"(it has {', '.join(data)})")
-    return list(wanted)
+ACCOUNT_ID = re.compile(r"^\d{12}\Z")
+ORGANIZATION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}\Z")
+OU_ARN = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/"
+                    r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}\Z")
+GROUPS = ("all",)
 
 
 # --- the change ------------------------------------------------------------------------------
 
 
-def _split(text: str | None) -> list[str]:
-    return [p.strip() for p in (text or "").split(",") if p.strip()]
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))  # keep order, drop repeats
+
+
+def check_user_ids(values: Iterable[str]) -> tuple[str, ...]:
+    for u in values:
+        if not ACCOUNT_ID.match(u):
+            raise ValueError(f"{u!r} is not a 12-digit AWS account id")
+    return _unique(values)
+
+
+def check_groups(values: Iterable[str]) -> tuple[str, ...]:
+    for g in values:
+        if g not in GROUPS:
+            raise ValueError(f"{g!r} is not a group EC2 knows; the only group is 'all' "
+                             "(public)")
+    return _unique(values)
+
+
+def check_organization_arns(values: Iterable[str]) -> tuple[str, ...]:
+    for o in values:
+        if not ORGANIZATION_ARN.match(o):
+            raise ValueError(f"{o!r} is not an organization ARN like "
+                             "arn:aws:organizations::123456789012:organization/o-abcdefghij")
+    return _unique(values)
+
+
+def check_ou_arns(values: Iterable[str]) -> tuple[str, ...]:
+    for o in values:
+        if not OU_ARN.match(o):
+            raise ValueError(f"{o!r} is not an OU ARN like "
+                             "arn:aws:organizations::123456789012:ou/o-abcdefghij/"
+                             "ou-ab12-cdefghij")
+    return _unique(values)
 
 
 @dataclass(frozen=True)
@@ -112,32 +98,15 @@ class PermissionChange:
     organization_arns: tuple[str, ...] = ()
     organizational_unit_arns: tuple[str, ...] = ()
 
-    @classmethod
-    def from_flags(cls, grant: bool, user_ids: str | None, group_names: str | None,
-                   organization_arns: str | None, ou_arns: str | None) -> PermissionChange:
-        users, groups = _split(user_ids), _split(group_names)
-        orgs, ous = _split(organization_arns), _split(ou_arns)
-        if not (users or groups or orgs or ous):
-            raise UsageError("give at least one of --user-ids, --group-names, "
-                             "--organization-arns, --organizational-unit-arns")
-        for u in users:
-            if not _ACCOUNT.match(u):
-                raise UsageError(f"--user-ids: {u!r} is not a 12-digit AWS account id")
-        for g in groups:
-            if g != "all":
-                raise UsageError(f"--group-names: {g!r} is not a group EC2 knows; the only "
-                                 "group is 'all' (public)")
-        for o in orgs:
-            if not _ORG_ARN.match(o):
-                raise UsageError(f"--organization-arns: {o!r} is not an organization ARN like "
-                                 "arn:aws:organizations::123456789012:organization/o-abcdefghij")
-        for o in ous:
-            if not _OU_ARN.match(o):
-                raise UsageError(f"--organizational-unit-arns: {o!r} is not an OU ARN like "
-                                 "arn:aws:organizations::123456789012:ou/o-abcdefghij/"
-                                 "ou-ab12-cdefghij")
-        uniq = lambda xs: tuple(dict.fromkeys(xs))  # noqa: E731 - keep order, drop repeats
-        return cls(grant, uniq(users), uniq(groups), uniq(orgs), uniq(ous))
+    def __post_init__(self) -> None:
+        check_user_ids(self.user_ids)
+        check_groups(self.groups)
+        check_organization_arns(self.organization_arns)
+        check_ou_arns(self.organizational_unit_arns)
+        if not (self.user_ids or self.groups or self.organization_arns
+                or self.organizational_unit_arns):
+            raise ValueError("a permission change needs at least one account, group, "
+                             "organization or organizational unit")
 
     @property
     def verb(self) -> str:
@@ -170,6 +139,24 @@ class PermissionChange:
         return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class PublishAmiOptions:
+    ami_input: Path
+    change: PermissionChange
+    regions: tuple[str, ...] | None = None  # None: every region of the file
+
+
+def select_regions(records: dict[str, AmiRecord], wanted: tuple[str, ...] | None,
+                   path: str | Path) -> list[str]:
+    """The regions to change: `wanted` (each must be in the file), else all of them."""
+    if not wanted:
+        return list(records)
+    missing = [r for r in wanted if r not in records]
+    if missing:
+        raise UsageError(f"{', '.join(missing)} not in {path} (it has {', '.join(records)})")
+    return list(wanted)
+
+
 # --- AWS -------------------------------------------------------------------------------------
 
 
@@ -183,63 +170,65 @@ def check_block_public_access(ec2: Any, region: str) -> None:
             "meant to be public, or grant to accounts or organizations instead")
 
 
-def apply_change(ec2: Any, region: str, image_id: str, change: PermissionChange) -> dict:
-    """Snapshots first, then the image; returns the image's entry as EC2 now reports it."""
+def apply_change(ec2: Any, region: str, image_id: str, change: PermissionChange
+                 ) -> RegionImage:
+    """Snapshots first, then the image; returns the image as EC2 now reports it."""
     if change.makes_public:
         check_block_public_access(ec2, region)
-    image = ec2.describe_images(ImageIds=[image_id])["Images"]
-    if not image:
+    image = describe_image(ec2, image_id)
+    if image is None:
         raise AwsError(f"{region}: {image_id} not found")
     params = change.snapshot_params()
     if params:
-        for sid in snapshot_ids(image[0]):
+        for sid in snapshot_ids(image):
             ec2.modify_snapshot_attribute(SnapshotId=sid, **params)
     key = "Add" if change.grant else "Remove"
     ec2.modify_image_attribute(ImageId=image_id,
                                LaunchPermission={key: change.launch_permissions()})
-    _, row = describe_region_image(ec2, region, image_id)
-    return {"public": row.public, "launch_permissions": row.launch_permissions}
+    observed = observe_image(ec2, region, image_id)
+    if observed is None:
+        raise AwsError(f"{region}: {image_id} not found after changing its permissions")
+    return observed
 
 
-def run_publish_ami(args: Any, infra: InfraConfig) -> int:
-    path = args.ami_input
-    data = load_ami_json(path, "--ami-input")
-    regions = select_regions(data, args.regions, path)
-    change = PermissionChange.from_flags(args.grant, args.user_ids, args.group_names,
-                                         args.organization_arns, args.organizational_unit_arns)
-    clients = AwsClients(infra.aws)
-    log.info("%s %s on %d image(s): %s", change.verb, change.describe(), len(regions),
-             ", ".join(regions))
-
-    def one(region: str) -> tuple[str, dict | None, str | None]:
-        image_id = data[region]["id"]
+def _apply_everywhere(clients: AwsClients, records: dict[str, AmiRecord], regions: list[str],
+                      change: PermissionChange) -> dict[str, RegionImage | str]:
+    """Region -> the image as it now is, or why the change failed there."""
+    def one(region: str) -> tuple[str, RegionImage | str]:
+        image_id = records[region].id
         try:
             updated = apply_change(clients.client("ec2", region), region, image_id, change)
-            shared = ", ".join(f"{k} {v}" for p in updated["launch_permissions"]
-                               for k, v in p.items())
-            log.info("%s: %s is %s; launch permissions: %s", region, image_id,
-                     "public" if updated["public"] else "private", shared or "none")
-            return region, updated, None
         except PubsysError as e:
-            return region, None, str(e)
+            return region, str(e)
         except (ClientError, BotoCoreError) as e:
-            return region, None, f"{region}: {image_id}: {describe_error(e)}"
+            return region, f"{region}: {image_id}: {describe_error(e)}"
+        shared = ", ".join(f"{p.kind} {p.value}" for p in updated.launch_permissions)
+        log.info("%s: %s is %s; launch permissions: %s", region, image_id,
+                 "public" if updated.public else "private", shared or "none")
+        return region, updated
 
     with ThreadPoolExecutor(max_workers=min(32, len(regions))) as ex:
-        results = list(ex.map(one, regions))
-    new = {r: dict(entry) for r, entry in data.items()}
-    for region, updated, _ in results:
-        if updated is not None:
-            new[region].update(updated)
-    if any(updated is not None for _, updated, _ in results):
-        write_json_atomic(path, new)
-    failures = [(r, err) for r, _, err in results if err]
+        return dict(ex.map(one, regions))
+
+
+def run_publish_ami(options: PublishAmiOptions, infra: InfraConfig) -> int:
+    path, change = options.ami_input, options.change
+    records = load_ami_json(path)
+    regions = select_regions(records, options.regions, path)
+    log.info("%s %s on %d image(s): %s", change.verb, change.describe(), len(regions),
+             ", ".join(regions))
+    results = _apply_everywhere(AwsClients(infra.aws), records, regions, change)
+    updated = {r: dataclasses.replace(records[r], public=image.public,
+                                      launch_permissions=image.launch_permissions)
+               for r, image in results.items() if isinstance(image, RegionImage)}
+    if updated:
+        write_ami_json(path, {**records, **updated})
+    failures = [err for r in regions if isinstance(err := results[r], str)]
     if failures:
-        for _, err in failures:
+        for err in failures:
             log.error("%s", err)
-        done = len(regions) - len(failures)
-        raise AwsError(f"{done} of {len(regions)} images updated; failed: "
-                       + "; ".join(err for _, err in failures)
+        raise AwsError(f"{len(regions) - len(failures)} of {len(regions)} images updated; "
+                       "failed: " + "; ".join(failures)
                        + f". {path} records the regions that were updated")
     log.info("%d of %d images updated; %s rewritten", len(regions), len(regions), path)
     return 0

@@ -17,45 +17,55 @@ A progress bar (bytes, rate, ETA) goes to stderr when asked for. If anything fai
 operator interrupts, the incomplete snapshot is deleted before the error is raised.
 It refuses empty images and images that are not regular files.
 
-The waiting helper `wait_for` (a botocore waiter's success/failure acceptors, polled with
-backoff up to a deadline) lives here too and is shared with `ami`.
+Retries, and the worst case for one block. Two layers retry an EBS call: botocore, inside
+one client call, up to the client's `total_max_attempts` (the EBS client is built with
+`clients.EBS_UPLOAD`: 2 attempts, short backoff, adaptive rate limiting shared by every
+block in flight), and this module, up to `UploadSettings.block_attempts` client calls per
+EBS call (5, with full-jitter backoff up to 20 s, only for retryable errors). One block is
+therefore sent at most
+
+    block_attempts x EBS_UPLOAD.max_attempts = 5 x 2 = 10 = MAX_SENDS_PER_BLOCK
+
+times, however the failures mix (throttling, 5xx, dropped connections); StartSnapshot and
+CompleteSnapshot get the same bound. The uploader refuses a client and settings whose
+product exceeds it (a client built with the STANDARD policy's 10 attempts would allow 50).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import os
 import random
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AwsError, UsageError
+from ..progress import ProgressBar
+from .clients import EBS_UPLOAD
+from .errors import describe_error, is_retryable
+from .waiting import WaitPolicy, stoppable_sleep, wait_for
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BLOCK_SIZE = 512 * 1024  # the EBS direct APIs' only block size
 GIB = 1024**3
 ZERO_BLOCK = bytes(BLOCK_SIZE)
 DEFAULT_CONCURRENCY = 64
+MAX_CONCURRENCY = 1024
 MAX_VOLUME_GIB = 65536
-
-# Errors worth another try for one block; anything else (a bad checksum, a snapshot that is
-# no longer pending, access denied) fails the upload at once.
-RETRYABLE_CODES = {
-    "ThrottlingException", "RequestThrottledException", "RequestLimitExceeded",
-    "InternalServerException", "InternalError", "ServiceUnavailableException",
-    "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException",
-}
+MAX_SENDS_PER_BLOCK = 10  # the bound derived in the module docstring
+BLOCK_ATTEMPTS = MAX_SENDS_PER_BLOCK // EBS_UPLOAD.max_attempts  # 5
 
 
 # --- pure rules --------------------------------------------------------------------------
@@ -92,140 +102,39 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float
     return rng() * min(cap, base * (2 ** attempt))
 
 
-def is_retryable(error: BaseException) -> bool:
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in RETRYABLE_CODES or status >= 500
-    return isinstance(error, BotoCoreError)  # connection reset, read timeout, ...
+def client_attempts(client: Any) -> int:
+    """How many times botocore sends one call of `client` (1 for a test double)."""
+    if not hasattr(client, "meta"):
+        return 1
+    retries = client.meta.config.retries or {}
+    if retries.get("total_max_attempts"):
+        return int(retries["total_max_attempts"])
+    return 5 if retries.get("mode", "legacy") == "legacy" else 3  # botocore's defaults
 
 
-def describe_error(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        e = error.response.get("Error", {})
-        return f"{e.get('Code', 'Error')}: {e.get('Message', '')}".rstrip(": ")
-    return f"{type(error).__name__}: {error}"
+def check_image(path: Path) -> int:
+    """The size of a raw image; ValueError saying what is wrong with the file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except PermissionError:
+        raise ValueError(f"{path}: permission denied") from None
+    if not path.is_file():
+        raise ValueError(f"{path}: not a regular file; expected a raw disk image")
+    if st.st_size == 0:
+        raise ValueError(f"{path}: the image is empty")
+    if volume_size_gib(st.st_size) > MAX_VOLUME_GIB:
+        raise ValueError(f"{path}: larger than the 64 TiB an EBS snapshot holds")
+    return st.st_size
 
 
-# --- waiting -----------------------------------------------------------------------------
-
-
-def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
-    """A sleep that ends early, with an error, once `stop` is set (Ctrl-C in the main
-    thread sets it so worker threads stop waiting and clean up)."""
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise AwsError("interrupted")
-
-    return sleep
-
-
-@dataclass(frozen=True)
-class WaitPolicy:
-    """How to wait for AWS: first poll after `delay` s, growing 1.5x up to `max_delay`,
-    giving up after `deadline` s."""
-
-    delay: float = 5.0
-    max_delay: float = 60.0
-    deadline: float = 3600.0
-
-    def __post_init__(self) -> None:
-        if self.delay <= 0 or self.max_delay < self.delay or self.deadline <= 0:
-            raise ValueError(f"bad wait policy {self}")
-
-
-def wait_for(waiter: Any, what: str, policy: WaitPolicy,
-             describe_failure: Callable[[dict], str] | None = None,
-             sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
-    """Poll `waiter` (one attempt at a time) with backoff until it succeeds.
-
-    Raises AwsError naming `what` when the waiter hits a failure state (with the reason
-    `describe_failure` finds in the last response) or when the deadline passes; errors
-    such as "not found yet" right after creation are polled through until then.
-    """
-    started = time.monotonic()
-    delay = policy.delay
-    while True:
-        try:
-            waiter.wait(WaiterConfig={"Delay": 1, "MaxAttempts": 1}, **kwargs)
-            return
-        except WaiterError as e:
-            last = e.last_response or {}
-            if "terminal failure" in str(e):
-                reason = describe_failure(last) if describe_failure else ""
-                raise AwsError(f"{what} failed{': ' + reason if reason else ''}") from None
-            elapsed = time.monotonic() - started
-            if elapsed + delay > policy.deadline:
-                detail = last.get("Error", {}).get("Message") or e.kwargs.get("reason", "")
-                raise AwsError(
-                    f"{what}: not done after {elapsed:.0f} s (deadline {policy.deadline:.0f} s)"
-                    f"{'; last answer: ' + detail if detail else ''}"
-                ) from None
-            log.debug("%s: not yet (%s); next check in %.1f s", what, e.kwargs.get("reason"),
-                      delay)
-            sleep(delay)
-            delay = min(delay * 1.5, policy.max_delay)
-
-
-# --- progress ----------------------------------------------------------------------------
-
-
-def _mib(n: float) -> str:
-    return f"{n / 1024**2:.1f}"
-
-
-def format_progress(done: int, total: int, elapsed: float, width: int = 24) -> str:
-    """'[#####.....]  42%  53.0/128.0 MiB  12.3 MiB/s  ETA 0:06' (pure, for tests)."""
-    frac = done / total if total else 1.0
-    filled = int(frac * width)
-    rate = done / elapsed if elapsed > 0 else 0.0
-    if rate > 0 and done < total:
-        eta_s = int((total - done) / rate)
-        eta = f"ETA {eta_s // 60}:{eta_s % 60:02d}"
-    else:
-        eta = "ETA --:--" if done < total else "done"
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {frac * 100:3.0f}%  "
-            f"{_mib(done)}/{_mib(total)} MiB  {_mib(rate)} MiB/s  {eta}")
-
-
-class ProgressBar:
-    """One line on stderr, redrawn at most 10 times a second; shared by concurrent uploads."""
-
-    def __init__(self, total: int, label: str = "upload", stream: TextIO | None = None):
-        self.total, self.label = total, label
-        self.stream = stream or sys.stderr
-        self.done = 0
-        self._lock = threading.Lock()
-        self._started = time.monotonic()
-        self._drawn = 0.0
-
-    @staticmethod
-    def wanted(no_progress: bool, stream: TextIO | None = None) -> bool:
-        stream = stream or sys.stderr
-        return not no_progress and hasattr(stream, "isatty") and stream.isatty()
-
-    def add_total(self, n: int) -> None:
-        with self._lock:
-            self.total += n
-
-    def advance(self, n: int) -> None:
-        with self._lock:
-            self.done += n
-            now = time.monotonic()
-            if now - self._drawn >= 0.1 or self.done >= self.total:
-                self._drawn = now
-                self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        line = format_progress(self.done, self.total, now - self._started)
-        self.stream.write(f"\r{self.label}: {line}\x1b[K")
-        self.stream.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
+def image_size(path: Path, label: str) -> int:
+    """Size of a raw image; UsageError naming `label` ("OS image") when it cannot be one."""
+    try:
+        return check_image(path)
+    except ValueError as e:
+        raise UsageError(f"{label} {e}") from None
 
 
 # --- upload ------------------------------------------------------------------------------
@@ -234,16 +143,17 @@ class ProgressBar:
 @dataclass(frozen=True)
 class UploadSettings:
     concurrency: int = DEFAULT_CONCURRENCY  # PutSnapshotBlock requests in flight
-    block_attempts: int = 5  # tries per block, on top of botocore's own retries
+    block_attempts: int = BLOCK_ATTEMPTS  # client calls per EBS call, each up to 2 sends
     backoff_base: float = 0.25
     backoff_cap: float = 20.0
     wait: WaitPolicy = field(default_factory=lambda: WaitPolicy(delay=2.0, deadline=1800.0))
 
     def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= 1024:
-            raise UsageError(f"--upload-concurrency must be 1..1024, got {self.concurrency}")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ValueError(f"upload concurrency must be 1..{MAX_CONCURRENCY}, "
+                             f"got {self.concurrency}")
         if self.block_attempts < 1:
-            raise UsageError("block attempts must be at least 1")
+            raise ValueError("block attempts must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -255,25 +165,9 @@ class UploadedSnapshot:
     blocks_total: int
 
 
-def image_size(path: Path, flag: str) -> int:
-    """Size of a raw image; an error naming `flag` when it is missing, odd or empty."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{flag} {path}: file not found") from None
-    except PermissionError:
-        raise UsageError(f"{flag} {path}: permission denied") from None
-    if not path.is_file():
-        raise UsageError(f"{flag} {path}: not a regular file; expected a raw disk image")
-    if st.st_size == 0:
-        raise UsageError(f"{flag} {path}: the image is empty")
-    if volume_size_gib(st.st_size) > MAX_VOLUME_GIB:
-        raise UsageError(f"{flag} {path}: larger than the 64 TiB an EBS snapshot holds")
-    return st.st_size
-
-
 class SnapshotUploader:
-    """Uploads one image; `ebs` and `ec2` are clients of the same region and account."""
+    """Uploads one image; `ebs` and `ec2` are clients of the same region and account, `ebs`
+    built with the EBS_UPLOAD retry policy (see the module docstring for why)."""
 
     def __init__(self, ebs: Any, ec2: Any, settings: UploadSettings | None = None,
                  progress: ProgressBar | None = None,
@@ -282,37 +176,41 @@ class SnapshotUploader:
                  stop: threading.Event | None = None):
         self.ebs, self.ec2 = ebs, ec2
         self.settings = settings or UploadSettings()
+        sends = self.settings.block_attempts * client_attempts(ebs)
+        if sends > MAX_SENDS_PER_BLOCK:
+            raise ValueError(f"one block could be sent {sends} times (more than "
+                             f"{MAX_SENDS_PER_BLOCK}); build the EBS client with "
+                             "retry=EBS_UPLOAD")
         self.progress = progress
         self.stop = stop or threading.Event()
         self._sleep = sleep or stoppable_sleep(self.stop)
         self._rng = rng
 
     def upload(self, path: Path, *, description: str, tags: dict[str, str], token: str,
-               flag: str = "image") -> UploadedSnapshot:
-        size = image_size(path, flag)
+               label: str = "image") -> UploadedSnapshot:
+        """Upload `path` (called `label` in errors, e.g. "OS image") as a new snapshot."""
+        size = image_size(path, label)
         gib = volume_size_gib(size)
-        try:
-            start = self.ebs.start_snapshot(
+        start = self._retrying(
+            lambda: self.ebs.start_snapshot(
                 VolumeSize=gib, Description=description, ClientToken=token,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-            )
-        except (ClientError, BotoCoreError) as e:
-            raise AwsError(f"{flag} {path}: StartSnapshot failed: {describe_error(e)}") from e
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())]),
+            lambda e, _: AwsError(f"{label} {path}: StartSnapshot failed: "
+                                  f"{describe_error(e)}"))
         snapshot_id = start["SnapshotId"]
         block_size = start.get("BlockSize", BLOCK_SIZE)
         if block_size != BLOCK_SIZE:
             self._delete(snapshot_id)
             raise AwsError(f"{snapshot_id}: EBS reports block size {block_size}, "
                            f"expected {BLOCK_SIZE}")
-        log.debug("uploading %s (%s MiB, %d GiB volume) to %s", path, _mib(size), gib,
+        log.debug("uploading %s (%.1f MiB, %d GiB volume) to %s", path, size / 2**20, gib,
                   snapshot_id)
         try:
             written, digests = self._put_blocks(path, size, snapshot_id)
-            self.ebs.complete_snapshot(
+            self._retrying(lambda: self.ebs.complete_snapshot(
                 SnapshotId=snapshot_id, ChangedBlocksCount=written,
                 Checksum=linear_checksum(digests), ChecksumAlgorithm="SHA256",
-                ChecksumAggregationMethod="LINEAR",
-            )
+                ChecksumAggregationMethod="LINEAR"))
             wait_for(self.ec2.get_waiter("snapshot_completed"), f"snapshot {snapshot_id}",
                      self.settings.wait, describe_failure=_snapshot_failure,
                      sleep=self._sleep, SnapshotIds=[snapshot_id])
@@ -330,6 +228,26 @@ class SnapshotUploader:
                   written, block_count(size))
         return UploadedSnapshot(snapshot_id, gib, size, written, block_count(size))
 
+    def _retrying(self, call: Callable[[], T],
+                  failed: Callable[[Exception, int], Exception] | None = None) -> T:
+        """`call()` up to `block_attempts` times while it fails with a retryable error,
+        sleeping with full-jitter backoff in between. When it gives up, raises
+        `failed(last error, attempts)`, or the last error itself."""
+        attempts = self.settings.block_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except (ClientError, BotoCoreError) as e:
+                if attempt == attempts or not is_retryable(e):
+                    if failed is None:
+                        raise
+                    raise failed(e, attempt) from e
+                delay = backoff_delay(attempt, self.settings.backoff_base,
+                                      self.settings.backoff_cap, self._rng)
+                log.debug("%s; retrying in %.2f s", describe_error(e), delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
     def _put_blocks(self, path: Path, size: int, snapshot_id: str) -> tuple[int, list[bytes]]:
         """Send every non-zero block; returns the count and digests in block order.
 
@@ -337,89 +255,43 @@ class SnapshotUploader:
         most `concurrency` blocks are held in memory, however large the image.
         """
         n = block_count(size)
-        digests = bytearray(32 * n)  # compact: 32 bytes per block, filled as blocks finish
-        written = bytearray(n)
-        slots = threading.BoundedSemaphore(self.settings.concurrency)
-        failure: list[BaseException] = []
-        done_lock = threading.Lock()
-
-        def finished(index: int, nbytes: int, fut: Future) -> None:
-            try:
-                error = (AwsError(f"block {index} was cancelled") if fut.cancelled()
-                         else fut.exception())
-                if error is not None:
-                    with done_lock:
-                        failure.append(error)
-                else:
-                    digests[32 * index:32 * index + 32] = fut.result()
-                    written[index] = 1
-                    if self.progress:
-                        self.progress.advance(nbytes)
-            finally:
-                slots.release()
-
+        ledger = _Ledger(n, self.settings.concurrency, self.progress)
         pool = ThreadPoolExecutor(max_workers=self.settings.concurrency,
                                   thread_name_prefix="put-block")
         submitted = 0
         try:
             with open(path, "rb", buffering=0) as f:
-                fd = f.fileno()
                 for index in range(n):
-                    slots.acquire()
-                    if failure:
-                        slots.release()
-                        break
-                    if self.stop.is_set():
-                        slots.release()
+                    ledger.slots.acquire()
+                    if ledger.failures or self.stop.is_set():
+                        ledger.slots.release()
+                        if ledger.failures:
+                            break
                         raise AwsError(f"interrupted at block {index} of {n}")
-                    block = os.pread(fd, BLOCK_SIZE, index * BLOCK_SIZE)
-                    nbytes = len(block)
-                    if nbytes < BLOCK_SIZE:
-                        if index < n - 1:
-                            slots.release()
-                            raise AwsError(f"{path}: short read at block {index}; "
-                                           "did the file change during the upload?")
-                        block += bytes(BLOCK_SIZE - nbytes)  # zero-pad the last block
+                    block, nbytes = _read_block(f.fileno(), index, n, path)
                     if block == ZERO_BLOCK:
-                        slots.release()
-                        if self.progress:
-                            self.progress.advance(nbytes)
+                        ledger.skipped(nbytes)
                         continue
                     fut = pool.submit(self._put_block, snapshot_id, index, block)
                     submitted += 1
-                    fut.add_done_callback(lambda f, i=index, b=nbytes: finished(i, b, f))
+                    fut.add_done_callback(functools.partial(ledger.finished, index, nbytes))
         except BaseException:
             # Stop: drop blocks not yet started, let the running ones end, then report.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)  # every submitted block finishes (or fails) first
-        if failure:
-            raise failure[0]
-        kept = [i for i in range(n) if written[i]]
-        if len(kept) != submitted:  # never complete a snapshot with a block missing
-            raise AwsError(f"{snapshot_id}: {submitted} blocks sent but {len(kept)} confirmed")
-        return len(kept), [bytes(digests[32 * i:32 * i + 32]) for i in kept]
+        return ledger.result(snapshot_id, submitted)
 
     def _put_block(self, snapshot_id: str, index: int, block: bytes) -> bytes:
         digest = block_checksum(block)
         checksum = base64.b64encode(digest).decode()
-        attempts = self.settings.block_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                self.ebs.put_snapshot_block(
-                    SnapshotId=snapshot_id, BlockIndex=index, BlockData=block,
-                    DataLength=BLOCK_SIZE, Checksum=checksum, ChecksumAlgorithm="SHA256",
-                )
-                return digest
-            except (ClientError, BotoCoreError) as e:
-                if attempt == attempts or not is_retryable(e):
-                    raise AwsError(f"block {index} of {snapshot_id} failed after {attempt} "
-                                   f"attempt(s): {describe_error(e)}") from e
-                delay = backoff_delay(attempt, self.settings.backoff_base,
-                                      self.settings.backoff_cap, self._rng)
-                log.debug("block %d: %s; retrying in %.2f s", index, describe_error(e), delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")
+        self._retrying(
+            lambda: self.ebs.put_snapshot_block(
+                SnapshotId=snapshot_id, BlockIndex=index, BlockData=block,
+                DataLength=BLOCK_SIZE, Checksum=checksum, ChecksumAlgorithm="SHA256"),
+            lambda e, n: AwsError(f"block {index} of {snapshot_id} failed after {n} "
+                                  f"attempt(s): {describe_error(e)}"))
+        return digest
 
     def _delete(self, snapshot_id: str) -> None:
         try:
@@ -428,6 +300,61 @@ class SnapshotUploader:
         except (ClientError, BotoCoreError) as e:
             log.error("could not delete incomplete snapshot %s (%s); delete it by hand",
                       snapshot_id, describe_error(e))
+
+
+class _Ledger:
+    """The blocks of one upload as they finish: digests of the confirmed ones, the first
+    failure, and the memory slots a finished (or skipped) block gives back."""
+
+    def __init__(self, n: int, concurrency: int, progress: ProgressBar | None):
+        self.digests = bytearray(32 * n)  # compact: 32 bytes per block, filled as they finish
+        self.written = bytearray(n)
+        self.slots = threading.BoundedSemaphore(concurrency)
+        self.failures: list[BaseException] = []
+        self.progress = progress
+        self._lock = threading.Lock()
+
+    def skipped(self, nbytes: int) -> None:
+        """An all-zero block: nothing to send."""
+        self.slots.release()
+        if self.progress:
+            self.progress.advance(nbytes)
+
+    def finished(self, index: int, nbytes: int, fut: Future) -> None:
+        try:
+            error = (AwsError(f"block {index} was cancelled") if fut.cancelled()
+                     else fut.exception())
+            if error is not None:
+                with self._lock:
+                    self.failures.append(error)
+            else:
+                self.digests[32 * index:32 * index + 32] = fut.result()
+                self.written[index] = 1
+                if self.progress:
+                    self.progress.advance(nbytes)
+        finally:
+            self.slots.release()
+
+    def result(self, snapshot_id: str, submitted: int) -> tuple[int, list[bytes]]:
+        """(blocks written, their digests in block order), once every block has finished."""
+        if self.failures:
+            raise self.failures[0]
+        kept = [i for i in range(len(self.written)) if self.written[i]]
+        if len(kept) != submitted:  # never complete a snapshot with a block missing
+            raise AwsError(f"{snapshot_id}: {submitted} blocks sent but {len(kept)} confirmed")
+        return len(kept), [bytes(self.digests[32 * i:32 * i + 32]) for i in kept]
+
+
+def _read_block(fd: int, index: int, n: int, path: Path) -> tuple[bytes, int]:
+    """Block `index` of `n` (the last one zero-padded) and how many bytes the file held."""
+    block = os.pread(fd, BLOCK_SIZE, index * BLOCK_SIZE)
+    nbytes = len(block)
+    if nbytes < BLOCK_SIZE:
+        if index < n - 1:
+            raise AwsError(f"{path}: short read at block {index}; "
+                           "did the file change during the upload?")
+        block += bytes(BLOCK_SIZE - nbytes)  # zero-pad the last block
+    return block, nbytes
 
 
 def _snapshot_failure(response: dict) -> str:

@@ -18,111 +18,100 @@ Fields absent from the JSON are not compared, so older AMI JSON files still vali
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import InfraConfig
 from ..errors import ValidationFailed
-from ..report import emit, parse_filter
-from .ami import launch_permissions_json
+from ..report import emit
+from .ami_json import AmiRecord, LaunchPermission, load_ami_json
 from .clients import AwsClients
-from .permissions import load_ami_json
-from .snapshot import describe_error
+from .errors import describe_error
+from .images import RegionImage, observe_image
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("Correct", "Incorrect", "Missing", "Unreachable")
 COLUMNS = ("region", "id", "name", "status", "reason")
-_NOT_FOUND = {"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"}
 
 
 @dataclass(frozen=True)
-class Observed:
-    """What a region reports about one image (None when it has no such image)."""
-
-    name: str
-    state: str
-    public: bool
-    launch_permissions: tuple[tuple[str, str], ...]
+class ValidateAmiOptions:
+    expected_amis_path: Path
+    write_results_path: Path | None = None
+    results_filter: frozenset[str] | None = None  # statuses kept in the results file
+    as_json: bool = False
 
 
-def _lp_set(perms: list[dict[str, str]]) -> set[tuple[str, str]]:
-    return {(k, v) for p in perms for k, v in p.items()}
+def _fmt(perms: Iterable[LaunchPermission]) -> str:
+    return ", ".join(f"{p.kind}={p.value}" for p in sorted(perms)) or "none"
 
 
-def _fmt(perms: set[tuple[str, str]]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(perms)) or "none"
+def _expected_json(expected: AmiRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if expected.public is not None:
+        out["public"] = expected.public
+    if expected.launch_permissions is not None:
+        out["launch_permissions"] = [p.to_json() for p in expected.launch_permissions]
+    return out
 
 
-def compare(region: str, expected: dict[str, Any], observed: Observed | None) -> dict[str, Any]:
-    """One result row (pure): status plus a reason naming every difference."""
-    row: dict[str, Any] = {"region": region, "id": expected["id"],
-                           "name": expected.get("name"), "expected": {
-                               k: expected[k] for k in ("public", "launch_permissions")
-                               if k in expected}}
-    if observed is None or observed.state in ("deregistered", "failed"):
-        state = f" (state {observed.state})" if observed else ""
-        return {**row, "status": "Missing", "actual": None,
-                "reason": f"no image {expected['id']} in {region}{state}"}
-    row["actual"] = {"name": observed.name, "state": observed.state, "public": observed.public,
-                     "launch_permissions": [{k: v} for k, v in observed.launch_permissions]}
+def _differences(expected: AmiRecord, observed: RegionImage) -> list[str]:
     problems = []
-    if expected.get("name") is not None and expected["name"] != observed.name:
-        problems.append(f"name is {observed.name!r}, expected {expected['name']!r}")
-    if expected.get("public") is not None and bool(expected["public"]) != observed.public:
+    if expected.name != observed.name:
+        problems.append(f"name is {observed.name!r}, expected {expected.name!r}")
+    if expected.public is not None and expected.public != observed.public:
         problems.append(f"public is {str(observed.public).lower()}, expected "
-                        f"{str(bool(expected['public'])).lower()}")
-    if expected.get("launch_permissions") is not None:
-        want = _lp_set(expected["launch_permissions"])
-        have = set(observed.launch_permissions)
+                        f"{str(expected.public).lower()}")
+    if expected.launch_permissions is not None:
+        want, have = set(expected.launch_permissions), set(observed.launch_permissions)
         if want != have:
             extra, missing = have - want, want - have
             problems.append("launch permissions differ: "
                             + "; ".join(([f"missing {_fmt(missing)}"] if missing else [])
                                         + ([f"unexpected {_fmt(extra)}"] if extra else [])))
+    return problems
+
+
+def compare(region: str, expected: AmiRecord, observed: RegionImage | None) -> dict[str, Any]:
+    """One result row (pure): status plus a reason naming every difference."""
+    row: dict[str, Any] = {"region": region, "id": expected.id, "name": expected.name,
+                           "expected": _expected_json(expected)}
+    if observed is None or observed.state in ("deregistered", "failed"):
+        state = f" (state {observed.state})" if observed else ""
+        return {**row, "status": "Missing", "actual": None,
+                "reason": f"no image {expected.id} in {region}{state}"}
+    row["actual"] = {"name": observed.name, "state": observed.state, "public": observed.public,
+                     "launch_permissions": [p.to_json() for p in observed.launch_permissions]}
+    problems = _differences(expected, observed)
     if problems:
         return {**row, "status": "Incorrect", "reason": "; ".join(problems)}
     return {**row, "status": "Correct", "reason": ""}
 
 
-def observe(ec2: Any, image_id: str) -> Observed | None:
-    try:
-        images = ec2.describe_images(ImageIds=[image_id])["Images"]
-    except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in _NOT_FOUND:
-            return None
-        raise
-    if not images:
-        return None
-    image = images[0]
-    perms = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
-    lps = launch_permissions_json(perms.get("LaunchPermissions", []))
-    pairs = tuple(sorted((k, v) for p in lps for k, v in p.items()))
-    public = bool(image.get("Public")) or ("group", "all") in pairs
-    return Observed(image.get("Name", ""), image.get("State", ""), public, pairs)
-
-
-def run_validate_ami(args: Any, infra: InfraConfig) -> int:
-    expected = load_ami_json(args.expected_amis_path, "--expected-amis-path")
-    parse_filter(args.write_results_filter, STATUSES)  # a bad filter fails before any AWS call
+def run_validate_ami(options: ValidateAmiOptions, infra: InfraConfig) -> int:
+    expected = load_ami_json(options.expected_amis_path)
     clients = AwsClients(infra.aws)
 
     def check(region: str) -> dict[str, Any]:
         entry = expected[region]
         try:
-            return compare(region, entry, observe(clients.client("ec2", region), entry["id"]))
+            observed = observe_image(clients.client("ec2", region), region, entry.id)
         except (ClientError, BotoCoreError) as e:
-            return {"region": region, "id": entry["id"], "name": entry.get("name"),
+            return {"region": region, "id": entry.id, "name": entry.name,
                     "status": "Unreachable", "expected": {}, "actual": None,
                     "reason": describe_error(e)}
+        return compare(region, entry, observed)
 
     with ThreadPoolExecutor(max_workers=min(32, len(expected))) as ex:
         rows = list(ex.map(check, sorted(expected)))
-    ok = emit(rows, columns=COLUMNS, statuses=STATUSES, as_json=args.json,
-              results_path=args.write_results_path, results_filter=args.write_results_filter)
+    ok = emit(rows, columns=COLUMNS, statuses=STATUSES, as_json=options.as_json,
+              results_path=options.write_results_path, keep=options.results_filter)
     if not ok:
         bad = [r for r in rows if r["status"] != "Correct"]
         raise ValidationFailed(f"{len(bad)} of {len(rows)} regions are not as expected: "

@@ -1,50 +1,259 @@
 """Flags of the AMI commands: ami, publish-ami, validate-ami.
 
-Only this layer knows flag names: each handler turns the parsed flags into the command's
-options and calls its `run`.
+Only this layer knows flag names. Single values are checked by argparse types (argparse then
+names the flag and exits 2); checks that read a file or weigh flags together run in the
+handler and raise UsageError naming the flag. Each handler turns the parsed flags into the
+command's frozen options and calls its `run_*`; domain modules are imported inside the
+handlers and types, so `--help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import InfraConfig
+from ..errors import UsageError
 from .common import command
+
+if TYPE_CHECKING:
+    from ..aws.ami_rules import AmiOptions
+    from ..aws.permissions import PermissionChange
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_DEPRECATION = timedelta(days=3650)  # AWS allows at most 10 years
+
+
+# --- argparse types --------------------------------------------------------------------------
+
+
+def argtype(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError with a message: argparse shows
+    an ArgumentTypeError's message after the flag's name (a ValueError's it would hide)."""
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+@argtype
+def region_list(text: str) -> tuple[str, ...]:
+    """'us-west-2,us-east-1' -> a tuple of checked region names."""
+    from ..aws.ami_json import parse_regions
+
+    return parse_regions(text)
+
+
+@argtype
+def raw_image(text: str) -> Path:
+    """A raw disk image that exists and can become an EBS snapshot."""
+    from ..aws.snapshot import check_image
+
+    path = Path(text)
+    check_image(path)
+    return path
+
+
+@argtype
+def ec2_arch(text: str) -> str:
+    """x86_64/amd64 -> x86_64, aarch64/arm64 -> arm64."""
+    from ..errors import PolicyError
+    from ..policy import ec2_arch as to_ec2
+
+    try:
+        return to_ec2(text)
+    except PolicyError as e:
+        raise ValueError(str(e)) from None
+
+
+@argtype
+def description(text: str) -> str:
+    from ..aws.ami_rules import MAX_DESCRIPTION
+
+    if len(text) > MAX_DESCRIPTION:
+        raise ValueError(f"at most {MAX_DESCRIPTION} characters")
+    return text
+
+
+@argtype
+def positive_duration(text: str) -> timedelta:
+    """'2 hours', '90 minutes': longer than zero."""
+    from ..timespec import parse_offset
+
+    offset = parse_offset(text)
+    if offset <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return offset
+
+
+@argtype
+def positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
+@argtype
+def upload_concurrency(text: str) -> int:
+    from ..aws.snapshot import MAX_CONCURRENCY
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= MAX_CONCURRENCY:
+        raise ValueError(f"must be 1..{MAX_CONCURRENCY}, got {n}")
+    return n
+
+
+@argtype
+def ami_statuses(text: str) -> frozenset[str]:
+    """validate-ami's statuses: 'missing,Incorrect' -> {'Missing', 'Incorrect'}."""
+    from ..aws.validate import STATUSES
+    from ..report import parse_statuses
+
+    return parse_statuses(text, STATUSES)
+
+
+# --- checks the handler makes (they name their flag) ----------------------------------------
+
+
+def check_name(name: str) -> str:
+    from ..aws.ami_rules import AMI_NAME
+
+    if not AMI_NAME.match(name):
+        raise UsageError(f"--name {name!r}: AMI names are 3-128 characters of letters, digits "
+                         "and ( ) [ ] space . / - ' @ _")
+    return name
+
+
+def _regions(value: tuple[str, ...] | str | None, flag: str) -> tuple[str, ...]:
+    """A region list as `region_list` parsed it, or text (from a caller other than argparse)
+    checked here."""
+    if value is None or isinstance(value, tuple):
+        return value or ()
+    from ..aws.ami_json import parse_regions
+
+    try:
+        return parse_regions(value)
+    except ValueError as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
+def plan_regions(regions_flag: tuple[str, ...] | str | None,
+                 copy_flag: tuple[str, ...] | str | None, configured: tuple[str, ...],
+                 default: Callable[[], str]) -> tuple[str, tuple[str, ...]]:
+    """(base region, copy regions) from the flags, Infra.toml's aws.regions, or the default."""
+    regions = _regions(regions_flag, "--regions")
+    if copy_flag is not None:
+        copies = _regions(copy_flag, "--copy-regions")
+        base = regions[0] if regions else configured[0] if configured else default()
+        if len(regions) > 1:
+            log.warning("--copy-regions given: copying to %s only, not to the rest of "
+                        "--regions", ", ".join(copies))
+        return base, tuple(r for r in copies if r != base)
+    listed = regions or configured
+    if listed:
+        return listed[0], tuple(dict.fromkeys(r for r in listed[1:] if r != listed[0]))
+    return default(), ()
+
+
+def parse_deprecate_in(text: str) -> timedelta:
+    """'2 years' / '18 months' / '90 days': years are 365 days, months 30 (AWS rounds anyway)."""
+    from ..timespec import parse_offset
+
+    def convert(m: re.Match) -> str:
+        n, unit = int(m.group(1)), m.group(2)
+        return f"{n * (365 if unit.startswith('y') else 30)} days"
+
+    s = re.sub(r"(\d+)\s*(years?|yrs?|y|months?|mo)\b", convert, text.strip().lower())
+    try:
+        offset = parse_offset(s)
+    except ValueError as e:
+        raise UsageError(f"--deprecate-in: {e} (years and months are accepted too)") from None
+    if offset <= timedelta(0):
+        raise UsageError("--deprecate-in must be longer than zero")
+    if offset > MAX_DEPRECATION:
+        raise UsageError("--deprecate-in: AWS allows at most 10 years")
+    return offset
+
+
+def read_uefi_data(path: str) -> str | None:
+    """The base64 UEFI variable store in `path`; None when the file is empty."""
+    import base64
+    import binascii
+
+    from ..aws.ami_rules import MAX_UEFI_DATA
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise UsageError(f"--uefi-data {p}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--uefi-data {p}: cannot read a base64 text file: {e}") from None
+    text = "".join(text.split())
+    if not text:
+        log.warning("--uefi-data %s is empty; registering without UEFI data", p)
+        return None
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError(f"--uefi-data {p}: not base64; expected the UEFI variable store "
+                         "as base64 text") from None
+    if len(text) > MAX_UEFI_DATA:
+        raise UsageError(f"--uefi-data {p}: {len(text)} characters, AWS accepts at most "
+                         f"{MAX_UEFI_DATA}")
+    return text
+
+
+def permission_change(grant: bool, user_ids: str | None, group_names: str | None,
+                      organization_arns: str | None, ou_arns: str | None
+                      ) -> PermissionChange:
+    """publish-ami's change from its four comma-separated target flags."""
+    from ..aws import permissions as p
+
+    targets = (("--user-ids", user_ids, p.check_user_ids),
+               ("--group-names", group_names, p.check_groups),
+               ("--organization-arns", organization_arns, p.check_organization_arns),
+               ("--organizational-unit-arns", ou_arns, p.check_ou_arns))
+    values = [[v.strip() for v in (text or "").split(",") if v.strip()]
+              for _, text, _ in targets]
+    if not any(values):
+        raise UsageError("give at least one of " + ", ".join(flag for flag, _, _ in targets))
+    checked = []
+    for (flag, _, check), given in zip(targets, values, strict=True):
+        try:
+            checked.append(check(given))
+        except ValueError as e:
+            raise UsageError(f"{flag}: {e}") from None
+    return p.PermissionChange(grant, *checked)
+
+
+# --- parsers ---------------------------------------------------------------------------------
 
 
 def register(sub: Any) -> None:
-    p = command(sub, "ami", "register an AMI from disk images and copy it to regions",
-                "Find the AMI by name and arch in the base region, or upload the images as EBS "
-                "snapshots and register it; then copy it to every other region in parallel. "
-                "--ami-output is rewritten as each region completes; failed regions are listed "
-                "in AMI_OUTPUT.failures.json and a re-run finishes them.")
-    p.add_argument("--os-image", required=True, help="raw OS disk image")
-    p.add_argument("--data-image", help="raw data disk image (second volume)")
-    p.add_argument("--uefi-data", help="file with the base64 UEFI variable store; sets boot "
-                   "mode uefi-preferred and TPM 2.0 (an empty file means no UEFI data)")
-    p.add_argument("--arch", required=True, help="x86_64/amd64 or aarch64/arm64")
-    p.add_argument("--name", required=True, help="AMI name")
-    p.add_argument("--description", help="AMI description")
-    p.add_argument("--regions", help="comma-separated regions; the first is the base region")
-    p.add_argument("--copy-regions",
-                   help="comma-separated regions to copy to (base from --regions or aws.regions)")
-    p.add_argument("--ami-output", required=True, help="write the region -> AMI JSON here")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--deprecate-in", metavar="DURATION",
-                   help="deprecate the AMI in every region this long after it was created, "
-                   "e.g. '2 years'")
-    p.add_argument("--upload-concurrency", type=int, default=64, metavar="N",
-                   help="snapshot blocks uploaded at once, per image")
-    p.add_argument("--copy-timeout", default="2 hours", metavar="DURATION",
-                   help="how long to wait for the image to become available in each region")
-    p.add_argument("--poll-interval", type=float, default=10.0, metavar="SECONDS",
-                   help="first wait between status checks; grows up to a minute")
-
+    _register_ami(sub)
     p = command(sub, "publish-ami", "grant or revoke launch permissions on AMIs")
     p.add_argument("--ami-input", required=True, help="region -> AMI JSON from 'pubsys ami'")
-    p.add_argument("--regions", help="comma-separated subset of regions (default: all in input)")
+    p.add_argument("--regions", type=region_list,
+                   help="comma-separated subset of regions (default: all in input)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--grant", action="store_true", help="add the permissions")
     g.add_argument("--revoke", action="store_true", help="remove the permissions")
@@ -56,27 +265,88 @@ def register(sub: Any) -> None:
     p = command(sub, "validate-ami", "compare expected AMIs with what each region holds")
     p.add_argument("--expected-amis-path", required=True, help="region -> AMI JSON")
     p.add_argument("--write-results-path", help="write the results as JSON here")
-    p.add_argument("--write-results-filter",
+    p.add_argument("--write-results-filter", type=ami_statuses,
                    help="comma-separated statuses to keep in the results file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _register_ami(sub: Any) -> None:
+    p = command(sub, "ami", "register an AMI from disk images and copy it to regions",
+                "Find the AMI by name and arch in the base region, or upload the images as EBS "
+                "snapshots and register it; then copy it to every other region in parallel. "
+                "--ami-output is rewritten as each region completes; failed regions are listed "
+                "in AMI_OUTPUT.failures.json and a re-run finishes them.")
+    p.add_argument("--os-image", required=True, type=raw_image, help="raw OS disk image")
+    p.add_argument("--data-image", type=raw_image, help="raw data disk image (second volume)")
+    p.add_argument("--uefi-data", help="file with the base64 UEFI variable store; sets boot "
+                   "mode uefi-preferred and TPM 2.0 (an empty file means no UEFI data)")
+    p.add_argument("--arch", required=True, type=ec2_arch, help="x86_64/amd64 or aarch64/arm64")
+    p.add_argument("--name", required=True, help="AMI name")
+    p.add_argument("--description", type=description, help="AMI description")
+    p.add_argument("--regions", type=region_list,
+                   help="comma-separated regions; the first is the base region")
+    p.add_argument("--copy-regions", type=region_list,
+                   help="comma-separated regions to copy to (base from --regions or aws.regions)")
+    p.add_argument("--ami-output", required=True, help="write the region -> AMI JSON here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--deprecate-in", metavar="DURATION",
+                   help="deprecate the AMI in every region this long after it was created, "
+                   "e.g. '2 years'")
+    p.add_argument("--upload-concurrency", type=upload_concurrency, default=64, metavar="N",
+                   help="snapshot blocks uploaded at once, per image")
+    p.add_argument("--copy-timeout", type=positive_duration, default="2 hours",
+                   metavar="DURATION",
+                   help="how long to wait for the image to become available in each region")
+    p.add_argument("--poll-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
+                   help="first wait between status checks; grows up to a minute")
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+def ami_options(args: argparse.Namespace, infra: InfraConfig) -> AmiOptions:
+    from ..aws.ami_rules import AmiOptions
+    from ..aws.clients import AwsClients
+    from ..aws.snapshot import UploadSettings
+    from ..aws.waiting import WaitPolicy
+    from ..progress import ProgressBar
+
+    base, copies = plan_regions(args.regions, args.copy_regions, infra.aws.regions,
+                                lambda: AwsClients(infra.aws).default_region())
+    poll = args.poll_interval
+    wait = WaitPolicy(delay=poll, max_delay=max(poll, min(60.0, poll * 6)),
+                      deadline=args.copy_timeout.total_seconds())
+    return AmiOptions(
+        name=check_name(args.name), arch=args.arch, description=args.description,
+        os_image=args.os_image, data_image=args.data_image,
+        uefi_data=read_uefi_data(args.uefi_data) if args.uefi_data else None,
+        base_region=base, copy_regions=copies, output=Path(args.ami_output),
+        deprecate_in=parse_deprecate_in(args.deprecate_in) if args.deprecate_in else None,
+        upload=UploadSettings(concurrency=args.upload_concurrency, wait=wait),
+        wait=wait, progress=ProgressBar.wanted(args.no_progress),
+    )
 
 
 def run_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
     from ..aws.ami import run_ami
 
-    return run_ami(args, infra)
+    return run_ami(ami_options(args, infra), infra)
 
 
 def run_publish_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
-    from ..aws.permissions import run_publish_ami
+    from ..aws.permissions import PublishAmiOptions, run_publish_ami
 
-    return run_publish_ami(args, infra)
+    change = permission_change(args.grant, args.user_ids, args.group_names,
+                               args.organization_arns, args.organizational_unit_arns)
+    return run_publish_ami(PublishAmiOptions(Path(args.ami_input), change, args.regions), infra)
 
 
 def run_validate_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
-    from ..aws.validate import run_validate_ami
+    from ..aws.validate import ValidateAmiOptions, run_validate_ami
 
-    return run_validate_ami(args, infra)
+    results = Path(args.write_results_path) if args.write_results_path else None
+    return run_validate_ami(ValidateAmiOptions(Path(args.expected_amis_path), results,
+                                               args.write_results_filter, args.json), infra)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, InfraConfig], int]] = {
