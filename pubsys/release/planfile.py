@@ -130,8 +130,8 @@ def format_plan(plan: Plan) -> str:
 
 def _builds(plan: Plan) -> list[BuildKey]:
     seen: dict[BuildKey, None] = {}
-    for item in [*plan.steps, *plan.problems]:
-        seen.setdefault(item.build, None)
+    for key in [s.build for s in plan.steps] + [p.build for p in plan.problems]:
+        seen.setdefault(key, None)
     return list(seen)
 
 
