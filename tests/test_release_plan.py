@@ -32,7 +32,8 @@ from pubsys.release.state import (
     RepoState,
     TargetInfo,
 )
-from pubsys.release.wanted import ssm_renderer
+from pubsys.release.wanted import release_renderer, ssm_renderer
+from pubsys.release.yamlnodes import ReleaseFileError
 from pubsys.timespec import format_rfc3339
 
 PREFIX = "/pubsys-demo"
@@ -295,6 +296,18 @@ def test_a_versions_parameter_with_another_value_needs_allow_clobber(spec):
     lenient = replace(spec, ssm=replace(spec.ssm, allow_clobber=True))
     plan = compute_plan(lenient, state, renderer(lenient))
     assert not plan.problems and ("ssm", BASE, "update") in stages(plan)
+
+
+def test_templates_that_cannot_be_promoted_fail_the_plan_naming_the_field(spec, tmp_path):
+    bad = tmp_path / "ssm.toml"
+    bad.write_text('[[parameter]]\nname = "{variant}/{image_id}"\nvalue = "{image_id}"\n')
+    broken = replace(spec, ssm=replace(spec.ssm, templates=bad))
+    with pytest.raises(ReleaseFileError) as err:
+        release_renderer(broken, PREFIX)
+    assert str(err.value).startswith(f"{spec.source}:{spec.lines['ssm.templates']}: "
+                                     "'ssm.templates': ")
+    assert "names must be renderable" in str(err.value)
+    assert release_renderer(spec, PREFIX)(DEV, BASE, None).promoted  # the sample's are fine
 
 
 # --- order and scope ---------------------------------------------------------------------------

@@ -9,13 +9,37 @@ exists"); names never need it (promote-ssm requires that anyway).
 
 from __future__ import annotations
 
-from ..policy import SsmImage, SsmTemplates, render_ssm_names, render_ssm_parameters
+from ..errors import PolicyError
+from ..policy import (
+    SsmImage,
+    SsmTemplates,
+    load_ssm_templates,
+    render_ssm_names,
+    render_ssm_parameters,
+)
 from .plan import SsmRenderer, SsmWanted
 from .spec import BuildKey, ReleaseSpec
 from .state import ObservedImage
+from .yamlnodes import ReleaseFileError
 
 # Stands in for an image id not known yet; a value containing it is reported as unknown.
 _UNKNOWN_ID = "ami-0pubsysunknown0"
+
+
+def release_renderer(spec: ReleaseSpec, prefix: str) -> SsmRenderer:
+    """The renderer of a release's `ssm.templates`, checked for every build and region now,
+    so a template that cannot render (or promote) fails the plan, naming the field and line.
+    """
+    assert spec.ssm is not None
+    try:
+        templates = load_ssm_templates(spec.ssm.templates)
+        render = ssm_renderer(spec, templates, prefix)
+        for build in spec.builds:
+            for region in spec.ssm.regions:
+                render(build.key, region, None)
+    except PolicyError as e:
+        raise ReleaseFileError(f"{spec.at('ssm.templates')}: {e}") from None
+    return render
 
 
 def ssm_renderer(spec: ReleaseSpec, templates: SsmTemplates, prefix: str) -> SsmRenderer:
