@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from devtools.sample_release import REGIONS, SHARED_WITH, write_sample_release
+from pubsys.config import read_toml
 from pubsys.release.releasefile import load_release
 from pubsys.release.spec import BuildKey, LaunchPermission
 from pubsys.release.yamlnodes import ReleaseFileError
@@ -48,11 +49,9 @@ def test_sample_release_has_two_variants_two_arches_three_regions(sample):
 
 
 def test_variant_manifest_is_bottlerocket_cargo_toml(sample):
-    import tomllib
-
     spec = load_release(sample)
     for build in spec.builds:
-        data = tomllib.loads(build.variant_manifest.read_text())
+        data = read_toml(build.variant_manifest)
         meta = data["package"]["metadata"]["build-variant"]
         assert meta["image-layout"]["partition-plan"] == "split"
         assert meta["image-layout"]["os-image-size-gib"] >= 1
