@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,infra]'
+	sh devtools/install-actionlint.sh $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)
