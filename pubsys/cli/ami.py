@@ -15,11 +15,11 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..config import InfraConfig
 from ..errors import UsageError
-from .common import command
+from .common import argtype, command, ec2_arch, region_list
 
 if TYPE_CHECKING:
     from ..aws.ami_rules import AmiOptions
@@ -27,32 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 MAX_DEPRECATION = timedelta(days=3650)  # AWS allows at most 10 years
 
 
 # --- argparse types --------------------------------------------------------------------------
-
-
-def argtype(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """An argparse type from a parser that raises ValueError with a message: argparse shows
-    an ArgumentTypeError's message after the flag's name (a ValueError's it would hide)."""
-    def convert(text: str) -> T:
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    convert.__name__ = parse.__name__
-    return convert
-
-
-@argtype
-def region_list(text: str) -> tuple[str, ...]:
-    """'us-west-2,us-east-1' -> a tuple of checked region names."""
-    from ..aws.ami_json import parse_regions
-
-    return parse_regions(text)
 
 
 @argtype
@@ -63,18 +41,6 @@ def raw_image(text: str) -> Path:
     path = Path(text)
     check_image(path)
     return path
-
-
-@argtype
-def ec2_arch(text: str) -> str:
-    """x86_64/amd64 -> x86_64, aarch64/arm64 -> arm64."""
-    from ..errors import PolicyError
-    from ..policy import ec2_arch as to_ec2
-
-    try:
-        return to_ec2(text)
-    except PolicyError as e:
-        raise ValueError(str(e)) from None
 
 
 @argtype

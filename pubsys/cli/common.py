@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
@@ -32,3 +34,88 @@ def variant_arch(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="architecture: x86_64/amd64 or aarch64/arm64")
 
 
+
+
+# --- argparse types shared by every family ---------------------------------------------------
+# argparse shows an ArgumentTypeError's message after the flag's name and exits 2, so these
+# name the flag without knowing it.
+
+T = TypeVar("T")
+# Names that become path components, S3 keys and SSM names: no '/', no '.' or '..', nothing
+# a shell or URL would read differently.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def argtype(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError with a message: argparse shows
+    an ArgumentTypeError's message after the flag's name (a ValueError's it would hide)."""
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+@argtype
+def safe_name(text: str) -> str:
+    """A variant, version, build or prefix: one safe path component (letters, digits, '.',
+    '_', '+', '-'; starting with a letter or digit), since it ends up in paths, S3 keys and
+    SSM parameter names."""
+    if not _SAFE_NAME.match(text) or text in (".", ".."):
+        raise ValueError(f"{text!r} is not a safe name: use letters, digits, '.', '_', '+' "
+                         "and '-', starting with a letter or digit (at most 128)")
+    return text
+
+
+@argtype
+def nonempty(text: str) -> str:
+    """A value that must not be blank."""
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+@argtype
+def region_list(text: str) -> tuple[str, ...]:
+    """'us-west-2,eu-west-1' -> the regions, in order, once each (the one region parser)."""
+    from ..aws.ami_json import parse_regions
+
+    return parse_regions(text)
+
+
+@argtype
+def ec2_arch(text: str) -> str:
+    """x86_64/amd64 -> x86_64, aarch64/arm64 -> arm64 (the names EC2 and SSM use)."""
+    from ..errors import PolicyError
+    from ..policy import ec2_arch as to_ec2
+
+    try:
+        return to_ec2(text)
+    except PolicyError as e:
+        raise ValueError(str(e)) from None
+
+
+@argtype
+def repo_arch(text: str) -> str:
+    """x86_64/amd64 -> x86_64, aarch64/arm64 -> aarch64 (the names repos use)."""
+    from ..errors import PolicyError
+    from ..policy import repo_arch as to_repo
+
+    try:
+        return to_repo(text)
+    except PolicyError as e:
+        raise ValueError(str(e)) from None
+
+
+class ExtendList(argparse.Action):
+    """A list flag that may be repeated: `--regions a,b --regions c` means a, b, c, as
+    Bottlerocket's pubsys reads it (argparse alone would keep only the last). Use with a
+    `type=` that returns a tuple; duplicates are dropped, order kept."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        before = getattr(namespace, self.dest, None) or ()
+        setattr(namespace, self.dest, tuple(dict.fromkeys((*before, *values))))

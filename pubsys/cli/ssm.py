@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..aws.ami_json import parse_regions
 from ..config import InfraConfig
 from ..errors import PolicyError, UsageError
-from .common import command, variant_arch
+from .common import command, nonempty, region_list, variant_arch
 
 if TYPE_CHECKING:
     from ..ssm.diff import SsmRefused
@@ -26,21 +25,6 @@ GRANTED_BY = {
     "allow_private_images": "(grant with 'pubsys publish-ami --grant --group-names all', "
                             "or pass --allow-private-images)",
 }
-
-
-def nonempty(text: str) -> str:
-    """A value that must not be blank (a version name)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text.strip()
-
-
-def region_list(text: str) -> tuple[str, ...]:
-    """'us-west-2,eu-west-1' -> the regions, in order, once each (the one region parser)."""
-    try:
-        return parse_regions(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def register(sub: Any) -> None:

@@ -12,25 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import InfraConfig
-from ..errors import PolicyError
-from .common import command, repo_flag
-
-
-def _arch(text: str) -> str:
-    """x86_64/amd64 or aarch64/arm64 -> the name repos use (argparse names the flag)."""
-    from ..policy import repo_arch
-
-    try:
-        return repo_arch(text)
-    except PolicyError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _name_part(text: str) -> str:
-    """One path component: these values become file and directory names."""
-    if not text or text in (".", "..") or "/" in text or "\0" in text:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a non-empty name without '/'")
-    return text
+from .common import command, repo_arch, repo_flag, safe_name
 
 
 def register(sub: Any) -> None:
@@ -45,18 +27,18 @@ def register(sub: Any) -> None:
             "leaves OUTDIR as it was."),
     )
     repo_flag(p)
-    p.add_argument("--variant", required=True, type=_name_part,
+    p.add_argument("--variant", required=True, type=safe_name,
                    help="image variant, e.g. aws-k8s-1.31")
-    p.add_argument("--arch", required=True, type=_arch,
+    p.add_argument("--arch", required=True, type=repo_arch,
                    help="architecture: x86_64/amd64 or aarch64/arm64")
-    p.add_argument("--version", required=True, dest="image_version", type=_name_part,
+    p.add_argument("--version", required=True, dest="image_version", type=safe_name,
                    help="image version; with --build names the directory under --outdir")
-    p.add_argument("--build", required=True, type=_name_part,
+    p.add_argument("--build", required=True, type=safe_name,
                    help="build id, e.g. the commit's short hash")
     p.add_argument("--root-role-path", required=True, type=Path, help="trusted root.json")
     p.add_argument("--outdir", required=True, type=Path,
                    help="images go to OUTDIR/VERSION-BUILD")
-    p.add_argument("--filename-prefix", required=True, type=_name_part,
+    p.add_argument("--filename-prefix", required=True, type=safe_name,
                    help="image file name without extension, e.g. "
                    "bottlerocket-aws-k8s-1.31-x86_64-1.20.0-abcdef12")
     p.add_argument("--variant-manifest", required=True, type=Path,
