@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from ..aws.errors import describe_error
 from ..config import InfraConfig
 from ..errors import AwsError, UsageError
 from .diff import (
+    Change,
     SsmKey,
     SsmRefused,
     diff_parameters,
@@ -48,7 +49,13 @@ from .diff import (
 )
 from .ssm_json import write_ssm_json
 from .store import Pacing, ParameterStore
-from .templates import RenderedParameter, SsmImage, render_ssm_parameters, templates_for_build
+from .templates import (
+    RenderedParameter,
+    SsmImage,
+    SsmTemplates,
+    render_ssm_parameters,
+    templates_for_build,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +92,49 @@ def run_ssm(options: SsmOptions, infra: InfraConfig) -> int:
     if unknown:
         raise RegionsNotInInput(f"{', '.join(unknown)} not in {options.ami_input} "
                                 f"(it has {', '.join(amis)})")
-    pacing = Pacing.from_env()
-    rendered = render_ssm_parameters(
-        templates, prefix=infra.aws.ssm_prefix, variant=options.variant, arch=options.arch,
-        image_version=options.image_version,
-        images={r: SsmImage(amis[r].id, amis[r].name) for r in regions})
-    wanted = {SsmKey(p.region, p.name): p.value for p in rendered}
-
-    clients = AwsClients(infra.aws)
-    store = ParameterStore(clients, pacing)
-    log.info("reading %d parameter(s) in %d region(s)", len(wanted), len(regions))
-    changes = diff_parameters(wanted, store.get(wanted))
-    sys.stdout.write(format_changes(changes))
-    sys.stdout.flush()
-    if not options.allow_clobber:
-        refuse_clobber(changes)
-    if not options.allow_private_images:
-        refuse_private_images(rendered, amis, clients)
+    store = ParameterStore(AwsClients(infra.aws), Pacing.from_env())
+    changes = publish_parameters(
+        templates, {r: amis[r] for r in regions}, store, prefix=infra.aws.ssm_prefix,
+        variant=options.variant, arch=options.arch, image_version=options.image_version,
+        allow_clobber=options.allow_clobber, allow_private_images=options.allow_private_images,
+        dry_run=options.dry_run, show=_print)
     output: dict[str, dict[str, str]] = {r: {} for r in regions}
-    output |= to_ssm_json(wanted)
-    if options.dry_run:
-        log.info("dry run: nothing written to SSM")
-    elif to_write(changes):
-        store.write(to_write(changes))
+    output |= to_ssm_json({c.key: c.new for c in changes})
     if options.output:
         write_ssm_json(options.output, output)
         log.info("wrote %s", options.output)
     return 0
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def publish_parameters(templates: SsmTemplates, amis: Mapping[str, AmiRecord],
+                       store: ParameterStore, *, prefix: str, variant: str, arch: str,
+                       image_version: str, allow_clobber: bool = False,
+                       allow_private_images: bool = False, dry_run: bool = False,
+                       show: Callable[[str], None] = log.info) -> list[Change]:
+    """Steps 1-6 for the images of `amis` (region -> image): render, read, show the
+    difference, refuse, write what changes. Every wanted parameter comes back as a Change.
+    `run_ssm` and the release's ssm stage share it."""
+    rendered = render_ssm_parameters(
+        templates, prefix=prefix, variant=variant, arch=arch, image_version=image_version,
+        images={r: SsmImage(a.id, a.name) for r, a in amis.items()})
+    wanted = {SsmKey(p.region, p.name): p.value for p in rendered}
+    log.info("reading %d parameter(s) in %d region(s)", len(wanted), len(amis))
+    changes = diff_parameters(wanted, store.get(wanted))
+    show(format_changes(changes))
+    if not allow_clobber:
+        refuse_clobber(changes)
+    if not allow_private_images:
+        refuse_private_images(rendered, amis, store.clients)
+    if dry_run:
+        log.info("dry run: nothing written to SSM")
+    elif to_write(changes):
+        store.write(to_write(changes))
+    return changes
 
 
 def refuse_private_images(params: list[RenderedParameter], amis: Mapping[str, AmiRecord],
