@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXTENSIONS = ("ec2", "ebs", "ssm", "kms", "s3")
+EXTENSIONS = ("ec2", "ebs", "ssm", "kms", "s3", "calls")
 
 
 def install_patches() -> None:
