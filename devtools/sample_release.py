@@ -94,8 +94,8 @@ def _copy_policies(out: Path, version: str) -> None:
 
 
 def release_document(out: Path, *, root_role: Path, default_key: Path, version: str,
-                     start_time: str, builds: dict[str, dict[str, dict[str, str]]]
-                     ) -> dict[str, Any]:
+                     start_time: str, builds: dict[str, dict[str, dict[str, str]]],
+                     regions: Sequence[str] = REGIONS) -> dict[str, Any]:
     def rel(p: Path) -> str:
         return Path(os.path.relpath(p.resolve(), out.resolve())).as_posix()
 
@@ -106,7 +106,7 @@ def release_document(out: Path, *, root_role: Path, default_key: Path, version: 
                  "start_time": start_time, "expiration_policy": "policies/expiration.toml"},
         "amis": {"name": "{variant}-{arch}-v{version}",
                  "description": "pubsys sample release {variant} {arch} {version}",
-                 "regions": list(REGIONS),
+                 "regions": list(regions),
                  "launch_permissions": {"user_ids": [SHARED_WITH]}},
         "ssm": {"templates": "policies/ssm.toml", "promote_to": "latest"},
         "variants": builds,
@@ -115,8 +115,8 @@ def release_document(out: Path, *, root_role: Path, default_key: Path, version: 
 
 def write_sample_release(out: Path, *, root_role: Path, default_key: Path,
                          version: str = "1.0.0", start_time: str | None = None,
-                         variants: Sequence[str] = VARIANTS, arches: Sequence[str] = ARCHES
-                         ) -> Path:
+                         variants: Sequence[str] = VARIANTS, arches: Sequence[str] = ARCHES,
+                         regions: Sequence[str] = REGIONS) -> Path:
     """Create the sample release under `out` and return the path of its release.yaml."""
     out.mkdir(parents=True, exist_ok=True)
     _copy_policies(out, version)
@@ -127,10 +127,11 @@ def write_sample_release(out: Path, *, root_role: Path, default_key: Path,
         builds[variant] = {arch: _build_files(out, variant, arch, uefi) for arch in arches}
     start = start_time or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:00:00Z")
     doc = release_document(out, root_role=root_role, default_key=default_key,
-                           version=version, start_time=start, builds=builds)
+                           version=version, start_time=start, builds=builds, regions=regions)
     release = out / "release.yaml"
     release.write_text(
-        "# A sample release: two variants x two arches x three regions.\n"
+        f"# A sample release: {len(variants)} variant(s) x {len(arches)} arch(es) x "
+        f"{len(regions)} region(s).\n"
         "# Paths are relative to this file. See pubsys/release/releasefile.py for every key.\n"
         + yaml.safe_dump(doc, sort_keys=False, width=100))
     return release

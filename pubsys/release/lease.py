@@ -109,13 +109,17 @@ class LeaseStore:
     """The lease object of one bucket and prefix."""
 
     def __init__(self, s3: Any, bucket: str, prefix: str = "",
-                 clock: Callable[[], datetime] = utcnow):
-        self.s3, self.bucket, self.clock = s3, bucket, clock
+                 clock: Callable[[], datetime] = utcnow, skew: timedelta = SKEW):
+        self.s3, self.bucket, self.clock, self.skew = s3, bucket, clock, skew
         self.key = "/".join(p for p in (prefix.strip("/"), LEASE_NAME) if p)
         self.uri = f"s3://{bucket}/{self.key}"
 
-    def take(self, holder: str, release: str, ttl: timedelta = DEFAULT_TTL) -> Lease:
-        """Take the lease, or take over an expired one; LeaseHeld names the holder."""
+    def take(self, holder: str, release: str, ttl: timedelta = DEFAULT_TTL, *,
+             force: bool = False) -> Lease:
+        """Take the lease, or take over an expired one; LeaseHeld names the holder.
+
+        `force` takes over a lease that has not expired (an operator breaking the lease of
+        a run they know is dead)."""
         for _ in range(5):
             now = self.clock()
             record = LeaseRecord(holder, release, uuid.uuid4().hex, now, now + ttl)
@@ -128,12 +132,16 @@ class LeaseStore:
             if current is None:
                 continue  # released in the meantime: try again
             held, etag = current
-            if now <= held.expires + SKEW:
+            if force:
+                log.warning("breaking the lease of %s", held.describe())
+            elif now <= held.expires + self.skew:
                 raise LeaseHeld(f"{self.uri} is held by {held.describe()}; another release "
                                 "is running against this repo. Wait for it; if it was "
                                 "killed, the lease expires at "
-                                f"{format_rfc3339(held.expires)}")
-            log.warning("taking over the expired lease of %s", held.describe())
+                                f"{format_rfc3339(held.expires)} (or break it, once you "
+                                "know that run is dead)")
+            else:
+                log.warning("taking over the expired lease of %s", held.describe())
             try:
                 return Lease(record, self._put(record, IfMatch=etag))
             except ClientError as e:

@@ -1,0 +1,71 @@
+"""The world a sample release runs in, on a moto server: a repo bucket, Infra.toml, keys.
+
+Used by `make demo` and the release tests, so both exercise the same set-up:
+- `create_bucket(endpoint)`: the repo bucket with a policy that lets anyone read it (the
+  infrastructure's job; pubsys sets no ACLs), as update clients read it over HTTP;
+- `write_infra(path, endpoint, regions)`: an Infra.toml whose `[repo.default]` is read from
+  that bucket (path-style URLs on the moto server) and published to it, with the AWS regions,
+  the SSM prefix and the endpoint;
+- `setup_keys(run, infra, keys)`: `pubsys setup` makes a signing key and root.json there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+BUCKET, BUCKET_REGION, PREFIX = "pubsys-release", "us-west-2", "updates"
+SSM_PREFIX = "/pubsys-demo"
+
+
+def repo_base(endpoint: str) -> str:
+    """Where clients read the repo: metadata under VARIANT/ARCH/, targets under targets/."""
+    return f"{endpoint}/{BUCKET}/{PREFIX}"
+
+
+def create_bucket(endpoint: str, credentials: dict[str, str] | None = None) -> None:
+    import boto3
+
+    creds = credentials or {}
+    s3 = boto3.client("s3", region_name=BUCKET_REGION, endpoint_url=endpoint,
+                      aws_access_key_id=creds.get("AWS_ACCESS_KEY_ID", "testing"),
+                      aws_secret_access_key=creds.get("AWS_SECRET_ACCESS_KEY", "testing"))
+    s3.create_bucket(Bucket=BUCKET,
+                     CreateBucketConfiguration={"LocationConstraint": BUCKET_REGION})
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                       "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}))
+
+
+def write_infra(path: Path, endpoint: str, regions: Sequence[str]) -> Path:
+    base = repo_base(endpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""\
+# The sample release's infrastructure: a repo in an S3 bucket, AMIs and SSM parameters in
+# {len(regions)} regions, everything on the moto server at {endpoint}.
+[repo.default]
+metadata_base_url = "{base}/"
+targets_url = "{base}/targets/"
+file_hosting_config_name = "updates"
+
+[aws]
+regions = [{", ".join(f'"{r}"' for r in regions)}]
+ssm_prefix = "{SSM_PREFIX}"
+endpoint_url = "{endpoint}"
+
+[aws.s3.updates]
+bucket_name = "{BUCKET}"
+region = "{BUCKET_REGION}"
+s3_prefix = "{PREFIX}"
+""")
+    return path
+
+
+def setup_keys(run: Callable[..., object], infra: Path, keys: Path) -> tuple[Path, Path]:
+    """(root.json, signing key) made by `pubsys setup`; `run` runs one pubsys command."""
+    root, key = keys / "root.json", keys / "default-key.pem"
+    run("--infra-config-path", infra, "setup", "--root-role-path", root,
+        "--default-key-path", key)
+    return root, key
