@@ -7,12 +7,14 @@ End-to-end tests of `pubsys release apply` need two things from the server that 
   `Action`, or for REST services such as S3 and EBS a name derived from method and path) and
   whether it can change anything (everything but Describe*/Get*/List*/Head* and a few
   read-only calls). `GET /pubsys-ext/calls` returns `{"calls": [{"seq", "service", "region",
-  "action", "mutating", "path"}, ...]}` in arrival order; `POST /pubsys-ext/calls/reset`
-  (and moto's own `/moto-api/reset`) clears the log.
+  "action", "mutating", "path", "done"}, ...]}` in arrival order (`done` once moto has
+  handled it); `POST /pubsys-ext/calls/reset` (and moto's own `/moto-api/reset`) clears it.
 - **Slowing an action down.** A test that kills apply "mid snapshot upload" needs the upload
   to last long enough to be caught: `POST /pubsys-ext/delay` with `{"PutSnapshotBlock": 0.2}`
-  makes every such request wait that many seconds before moto handles it (`{}` clears;
-  a reset clears too). The server is threaded, so other requests are not held up.
+  makes every such request wait that many seconds before moto handles it, and
+  `{"RegisterImage": {"after": 2}}` holds the answer back after moto has done the work (so a
+  client can be killed between "registered" and "told so"). `{}` clears; a reset clears
+  too. The server is threaded, so other requests are not held up.
 Unsigned requests (a TUF client reading the bucket) are logged as service `anonymous`.
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _log: list[dict[str, Any]] = []
-_delays: dict[str, float] = {}
+_delays: dict[str, tuple[float, float]] = {}  # action -> (before, after) in seconds
 _installed = False
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -108,16 +110,24 @@ def _action(service: str, environ: dict[str, Any]) -> str:
     return f"{method} {path}"
 
 
-def _record(environ: dict[str, Any]) -> str:
+def _record(environ: dict[str, Any]) -> dict[str, Any]:
     scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     region, service = (scope.group(1), scope.group(2)) if scope else ("", "anonymous")
     action = _action(service, environ)
     method = environ.get("REQUEST_METHOD", "GET")
+    entry = {"seq": 0, "service": service, "region": region, "action": action,
+             "mutating": is_mutating(action, method), "path": environ.get("PATH_INFO", ""),
+             "done": False}
     with _lock:
-        _log.append({"seq": len(_log), "service": service, "region": region,
-                     "action": action, "mutating": is_mutating(action, method),
-                     "path": environ.get("PATH_INFO", "")})
-        return action
+        entry["seq"] = len(_log)
+        _log.append(entry)
+    return entry
+
+
+def _delay(value: Any) -> tuple[float, float]:
+    if isinstance(value, dict):
+        return float(value.get("before", 0)), float(value.get("after", 0))
+    return float(value), 0.0
 
 
 def _reply(start_response: Any, body: bytes = b"") -> list[bytes]:
@@ -151,16 +161,22 @@ def install() -> None:
             wanted = json.loads(environ["wsgi.input"].read(length) or b"{}")
             with _lock:
                 _delays.clear()
-                _delays.update({str(k): float(v) for k, v in wanted.items()})
+                _delays.update({str(k): _delay(v) for k, v in wanted.items()})
             return _reply(start_response)
         if path == "/moto-api/reset" and method == "POST":
             reset()
-        if not path.startswith(("/moto-api", "/pubsys-ext")):
-            action = _record(environ)
+        if path.startswith(("/moto-api", "/pubsys-ext")):
+            return original(self, environ, start_response)
+        entry = _record(environ)
+        with _lock:
+            before, after = _delays.get(entry["action"], (0.0, 0.0))
+        time.sleep(before)
+        try:
+            # moto answers with a list of byte strings: the work is done when it returns
+            return list(original(self, environ, start_response))
+        finally:
             with _lock:
-                delay = _delays.get(action, 0.0)
-            if delay:
-                time.sleep(delay)
-        return original(self, environ, start_response)
+                entry["done"] = True
+            time.sleep(after)
 
     DomainDispatcherApplication.__call__ = __call__

@@ -69,3 +69,40 @@ def setup_keys(run: Callable[..., object], infra: Path, keys: Path) -> tuple[Pat
     run("--infra-config-path", infra, "setup", "--root-role-path", root,
         "--default-key-path", key)
     return root, key
+
+
+# --- the moto server's request log and delays (devtools/moto_ext_calls.py) ------------------
+
+
+def _post(url: str, body: object = None) -> None:
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else b""
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=30).read()
+
+
+def server_calls(endpoint: str) -> list[dict]:
+    """Every request the server received since the last reset, in order."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{endpoint}/pubsys-ext/calls", timeout=30) as r:
+        return list(json.loads(r.read())["calls"])
+
+
+def reset_calls(endpoint: str) -> None:
+    _post(f"{endpoint}/pubsys-ext/calls/reset")
+
+
+def set_delays(endpoint: str, delays: dict[str, object]) -> None:
+    """Action -> seconds to wait before handling it (or {"before": s, "after": s})."""
+    _post(f"{endpoint}/pubsys-ext/delay", delays)
+
+
+def set_image_transition(endpoint: str, times: int | None) -> None:
+    """New images stay `pending` for `times` DescribeImages calls (None: available at once)."""
+    transition = ({"progression": "manual", "times": times} if times
+                  else {"progression": "immediate"})
+    _post(f"{endpoint}/moto-api/state-manager/set-transition",
+          {"model_name": "ec2::image", "transition": transition})
