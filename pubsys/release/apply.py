@@ -34,7 +34,7 @@ from ..aws.waiting import WaitPolicy
 from ..config import InfraConfig
 from ..errors import ConfigError, PubsysError
 from ..repo.publish import bucket_for
-from ..timespec import utcnow
+from ..timespec import format_rfc3339, utcnow
 from .commands import make_plan
 from .context import DEFAULT_WAIT, ReleaseContext
 from .execute import Executor
@@ -82,7 +82,8 @@ def run_release_apply(options: ApplyOptions, infra: InfraConfig) -> int:
         store = lease_store(ctx, options.lease_ttl)
         lease = store.take(describe_holder(), f"{spec.version} ({spec.source})",
                            options.lease_ttl, force=options.break_lease)
-        log.info("took the release lease %s until %s", store.uri, lease.record.expires)
+        log.info("took the release lease %s until %s", store.uri,
+                 format_rfc3339(lease.record.expires))
         with LeaseKeeper(store, lease, options.lease_ttl) as keeper:
             state, plan = _plan(ctx, options)  # what is true now that no one else runs
             if saved is not None:
