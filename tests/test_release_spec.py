@@ -265,3 +265,15 @@ def test_amis_only_release_needs_no_repo_images(sample):
         text = "\n".join(ln for ln in text.splitlines() if f"  {role}:" not in ln) + "\n"
     spec = load_release(write(sample, "amis-only", text))
     assert spec.repo is None and spec.builds[0].boot is None
+
+
+def test_uefi_data_must_be_base64(sample):
+    bad = sample.parent / "not-base64.txt"
+    bad.write_text("this is not base64 *** at all\n")
+    text = MINIMAL.replace("      os_image:", f"      uefi_data: {bad.name}\n      os_image:", 1)
+    path = write(sample, "uefi", text)
+    with pytest.raises(ReleaseFileError) as err:
+        load_release(path)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "uefi_data" in ln)
+    assert str(err.value).startswith(f"{path}:{line}: 'variants.aws-dev.x86_64.uefi_data'")
+    assert "not base64" in str(err.value)

@@ -29,6 +29,8 @@ reads the same release. Every error names the file, the field and its line.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from pathlib import Path
 from typing import Any
@@ -277,4 +279,22 @@ def _build(field: Field, key: BuildKey, base: Path, needs_repo: bool, needs_amis
     optional = tuple(r for r in (*repo_images, "os_image", "data_image", "variant_manifest",
                                  "uefi_data") if r not in required)
     f = field.mapping(required=required, optional=optional)
-    return BuildSpec(key, **{role: _path(item, base) for role, item in f.items()})
+    paths = {role: _path(item, base) for role, item in f.items()}
+    if "uefi_data" in paths:
+        _uefi_data(f["uefi_data"], paths["uefi_data"])
+    return BuildSpec(key, **paths)
+
+
+def _uefi_data(field: Field, path: Path) -> None:
+    """The UEFI variable store must be base64 text AWS accepts (`ami` reads it so)."""
+    from ..aws.ami_rules import MAX_UEFI_DATA
+
+    try:
+        text = "".join(path.read_text(encoding="ascii").split())
+        base64.b64decode(text, validate=True)
+    except (OSError, UnicodeDecodeError, binascii.Error, ValueError):
+        raise field.error(f"{path} is not base64 text; expected the UEFI variable store as "
+                          "base64") from None
+    if len(text) > MAX_UEFI_DATA:
+        raise field.error(f"{path} holds {len(text)} characters of base64; AWS accepts at "
+                          f"most {MAX_UEFI_DATA}")
