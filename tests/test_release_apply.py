@@ -297,3 +297,15 @@ def test_a_repo_that_cannot_be_read_is_a_problem_not_an_empty_repo(small_world):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_until_runs_a_stage_and_what_it_needs_and_the_rest_stays_planned(small_world):
+    world = small_world
+    r = world.apply("--until", "validate-ami", "--json")
+    assert r.returncode == 0, r
+    stages = {json.loads(line)["stage"] for line in r.stdout.splitlines()} - {None}
+    assert stages == {"upload", "copy", "grant", "validate-ami"}
+    plan = plan_json(world)
+    assert {s["stage"] for s in plan["steps"]} == {
+        "validate-ami", "ssm", "validate-ssm", "repo", "publish-repo", "validate-repo",
+        "promote", "validate-promote"}

@@ -190,3 +190,27 @@ def test_holder_names_a_ci_run_or_a_person():
                          host="runner-1", pid=7)
     assert ci == "GitHub Actions run 42 attempt 2 of org/os (release) on runner-1"
     assert describe_holder({"USER": "ana"}, host="laptop", pid=99) == "ana@laptop pid 99"
+
+
+def test_break_takes_a_live_lease_and_its_holder_stops(s3):
+    clock = Clock()
+    first = store(s3, clock).take("dead run", "1.2.3", TTL)
+    clock.now = T0 + timedelta(minutes=1)  # long before it expires
+    with pytest.raises(LeaseHeld):
+        store(s3, clock).take("operator", "1.2.3", TTL)
+    second = store(s3, clock).take("operator", "1.2.3", TTL, force=True)
+    assert second.record.holder == "operator"
+    with pytest.raises(LeaseLost):
+        store(s3, clock).renew(first, TTL)
+
+
+def test_the_clock_allowance_is_the_stores(s3):
+    clock = Clock()
+    short = timedelta(seconds=4)
+    store(s3, clock, prefix="p").take("killed run", "1.2.3", short)
+    clock.now = T0 + short + timedelta(seconds=3)  # expired, within a 4 s allowance
+    with pytest.raises(LeaseHeld):
+        LeaseStore(s3, BUCKET, "p", clock, skew=short).take("next run", "1.2.3", short)
+    clock.now = T0 + short + timedelta(seconds=5)
+    taken = LeaseStore(s3, BUCKET, "p", clock, skew=short).take("next run", "1.2.3", short)
+    assert taken.record.holder == "next run"

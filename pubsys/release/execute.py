@@ -57,13 +57,14 @@ Node = tuple[BuildKey, Stage]
 
 @dataclass
 class Outcome:
+    total: int = 0
     done: int = 0
     failed: list[str] = field(default_factory=list)
     skipped: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped
+        return self.done == self.total and not self.failed
 
 
 def failure_message(e: BaseException) -> str:
@@ -85,7 +86,7 @@ class Executor:
             self.nodes.setdefault((step.build, step.stage), []).append(step)
         self.needs = {n: {(n[0], s) for s in before(n[1]) if (n[0], s) in self.nodes}
                       for n in self.nodes}
-        self.outcome = Outcome()
+        self.outcome = Outcome(total=len(plan.steps))
         self._lock = threading.Lock()
 
     def emit(self, status: Status, step: Step, message: str = "") -> None:
