@@ -42,14 +42,19 @@ def read_lock(path: Path) -> dict[str, Any]:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse a YAML mapping; errors name the file and the line the parser reports."""
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: invalid YAML: not UTF-8 text") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    """A YAML mapping from `text` (read from, or about to be written to, `path`)."""
+    import yaml
+
     try:
         data = yaml.load(text, Loader=_lock_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
