@@ -160,11 +160,12 @@ class _Out:
         value = self.data.get(key)
         if value is None and not required:
             return None
+        if value == "[secret]":  # how `pulumi stack output` shows a secret it was not asked to
+            raise ConfigError(f"{self.label}: stack output '{self._path(key)}' is a secret; "
+                              "run 'pulumi stack output --json --show-secrets'")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{self.label}: stack output '{self._path(key)}' must be a "
-                              "non-empty string" + (" (is the output a secret? use "
-                                                    "--show-secrets)" if value == "[secret]"
-                                                    else ""))
+                              "non-empty string")
         return value
 
     def objects(self, key: str) -> dict[str, _Out]:
