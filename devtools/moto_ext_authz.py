@@ -11,6 +11,9 @@ would deny every KMS, SSM, EC2 and EBS call. Filled in here:
   snapshots by id, `image/*` and `snapshot/*` for what a call creates, the source image of a
   copy; moto's own evaluator then checks every one of them (all must be allowed);
 - calls with no resource-level permissions (Describe*, ...) are checked against "*", as IAM does;
+- moto re-signs an empty-bodied request with its parsed parameters as the body, so EBS
+  CompleteSnapshot (a POST with everything in headers) fails the signature check; the request
+  it checks against now has the empty body the client signed;
 - every check made while authorization is on is appended to a JSON-lines log (`install(path)`):
   access key, service, action, resource, whether it was mapped, allowed or denied. A test reads
   it to show what a run did, and that no call was checked against "*" by accident.
@@ -78,6 +81,21 @@ def install(log_path: str | None = None) -> None:
     Mixin._authenticate_and_authorize_action = checked
     Mixin._authenticate_and_authorize_normal_action = each_resource
     Mixin._pubsys_authz = True
+    _sign_empty_bodies_as_sent()
+
+
+def _sign_empty_bodies_as_sent() -> None:
+    from moto.iam.access_control import IAMRequestBase
+
+    original = IAMRequestBase._create_aws_request
+
+    def as_sent(self: Any) -> Any:
+        request = original(self)
+        if str(self._headers.get("Content-Length", "")) == "0":
+            request.data = b""
+        return request
+
+    IAMRequestBase._create_aws_request = as_sent
 
 
 def _scope(response: Any) -> tuple[str, str, str]:
