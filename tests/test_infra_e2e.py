@@ -12,8 +12,8 @@
 4. The ceremony assumes the root-signer role and runs `pubsys setup`: root.json trusts the
    moto KMS keys at the thresholds. CI assumes the release role and runs the pipeline end to
    end: repo, publish-repo (ngclient accepts what the bucket serves), refresh-repo,
-   validate-repo, ami --copy-regions, publish-ami, validate-ami, ssm, promote-ssm,
-   validate-ssm. Calls outside the policy are denied: another bucket, a parameter outside
+   validate-repo, check-repo-expirations, ami --copy-regions, publish-ami, validate-ami, ssm,
+   promote-ssm, validate-ssm. Calls outside the policy are denied: another bucket, a parameter outside
    ssm_prefix, signing with a root key.
 5. The log shows every call CI made was checked against a specific resource (or "*" where IAM
    has no resource-level permission), and each is re-checked offline against the rendered
@@ -334,6 +334,8 @@ def _repo_lifecycle(world: World, ci: Creds, admin: Creds, root_json: Path, mirr
     assert refreshed.versions["timestamp"] > client.versions["timestamp"]
     _ok(world.pubsys(ci, "validate-repo", *common, "--root-role-path", root_json,
                      "--validate-targets"))
+    _ok(world.pubsys(ci, "check-repo-expirations", *common, "--root-role-path", root_json,
+                     "--expiration-limit", "in 1 hour"))
 
 
 def _amis_and_parameters(world: World, ci: Creds) -> None:
