@@ -293,7 +293,8 @@ def render_lock(doc: dict[str, Any]) -> str:
     import yaml
 
     class Dumper(yaml.SafeDumper):
-        pass
+        def ignore_aliases(self, data: Any) -> bool:  # plain values only, no &anchors
+            return True
 
     Dumper.add_representer(_Tagged, lambda d, v: d.represent_mapping(f"!{v.kind}", dict(v)))
     return yaml.dump(doc, Dumper=Dumper, sort_keys=False, default_flow_style=False,

@@ -12,9 +12,9 @@
 4. The ceremony assumes the root-signer role and runs `pubsys setup`: root.json trusts the
    moto KMS keys at the thresholds. CI assumes the release role and runs the pipeline end to
    end: repo, publish-repo (ngclient accepts what the bucket serves), refresh-repo,
-   validate-repo, check-repo-expirations, ami --copy-regions, publish-ami, validate-ami, ssm,
-   promote-ssm, validate-ssm. Calls outside the policy are denied: another bucket, a parameter outside
-   ssm_prefix, signing with a root key.
+   validate-repo, check-repo-expirations, ami --copy-regions, publish-ami, validate-ami,
+   ssm, promote-ssm, validate-ssm. Calls outside the policy are denied: another bucket, a
+   parameter outside ssm_prefix, signing with a root key.
 5. The log shows every call CI made was checked against a specific resource (or "*" where IAM
    has no resource-level permission), and each is re-checked offline against the rendered
    policies with moto's policy evaluator; the release role holds no grant the run did not use
@@ -41,7 +41,15 @@ from devtools import tufcheck
 from tests.conftest import FAKE_AWS, ROOT, free_port
 from tests.repo_helpers import POLICIES, write_image
 from tests.test_ami_helpers import make_sparse_image
-from tests.test_infra_helpers import ACCOUNT, REGION, StackRun, config, needs_pulumi, run_program
+from tests.test_infra_helpers import (
+    ACCOUNT,
+    REGION,
+    StackRun,
+    config,
+    infra_module,
+    needs_pulumi,
+    run_program,
+)
 
 pytestmark = [needs_pulumi, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -389,7 +397,8 @@ def _denials(world: World, ci: Creds, stack: StackRun) -> None:
 
 def _audit(checks: list[dict[str, Any]], ci: Creds, ceremony: Creds, stack: StackRun) -> None:
     from moto.iam.access_control import IAMPolicy, PermissionResult
-    from pubsys_infra.policies import NO_RESOURCE_LEVEL
+
+    no_resource_level = infra_module("policies").NO_RESOURCE_LEVEL
 
     release = stack.outputs["release_role_arn"].rsplit("/", 1)[1]
     signer = stack.outputs["root_signer_role_arn"].rsplit("/", 1)[1]
@@ -400,7 +409,7 @@ def _audit(checks: list[dict[str, Any]], ci: Creds, ceremony: Creds, stack: Stac
         for check in made:
             # Checked against what it acts on: "*" only where IAM has nothing finer.
             assert check["mapped"], check
-            assert check["resource"] != "*" or check["action"] in NO_RESOURCE_LEVEL, check
+            assert check["resource"] != "*" or check["action"] in no_resource_level, check
             results = {IAMPolicy(json.dumps(doc)).is_action_permitted(
                 check["action"], check["resource"]) for doc in rendered[role].values()}
             permitted = (PermissionResult.PERMITTED in results

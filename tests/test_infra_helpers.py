@@ -112,15 +112,21 @@ def config(**overrides: Any) -> dict[str, str]:
             for k, v in values.items() if v is not None}
 
 
+def infra_module(name: str) -> Any:
+    """A module of infra/'s program package (`pubsys_infra.NAME`)."""
+    import importlib
+
+    if str(INFRA) not in sys.path:
+        sys.path.insert(0, str(INFRA))
+    return importlib.import_module(f"pubsys_infra.{name}")
+
+
 def run_program(stack_config: dict[str, str], stack: str = "test",
                 create_key: Callable[[dict[str, Any]], str] | None = None) -> StackRun:
     """Run infra/'s program under Pulumi's mocks; returns what it declared and its outputs."""
     import pulumi
 
-    if str(INFRA) not in sys.path:
-        sys.path.insert(0, str(INFRA))
-    from pubsys_infra import program
-
+    program = infra_module("program")
     declared: list[Declared] = []
 
     class Mocks(pulumi.runtime.Mocks):
