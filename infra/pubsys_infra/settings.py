@@ -76,21 +76,22 @@ class StackPlan:
     chained_roles: tuple[str, ...]
 
 
-def settings_from_config(raw: Callable[[str], str | None], stack: str, region: str | None
-                         ) -> StackSettings:
-    """Build the settings from the raw `pubsys:*` strings (`pulumi.Config("pubsys").get`)."""
-    where = "stack config"
+class _StackConfig:
+    """Typed reads of the raw `pubsys:*` strings; errors name the key and what is expected."""
 
-    def text(key: str, default: str | None = None) -> str | None:
-        value = raw(key)
+    def __init__(self, raw: Callable[[str], str | None]):
+        self.raw = raw
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.raw(key)
         if value is None:
             return default
         if not value:
-            raise ConfigError(f"{where}: 'pubsys:{key}' must not be empty")
+            raise ConfigError(f"stack config: 'pubsys:{key}' must not be empty")
         return value
 
-    def texts(key: str) -> tuple[str, ...]:
-        value = raw(key)
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key)
         if value is None:
             return ()
         try:
@@ -100,11 +101,11 @@ def settings_from_config(raw: Callable[[str], str | None], stack: str, region: s
         if isinstance(items, str):
             items = [items]
         if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
-            raise ConfigError(f"{where}: 'pubsys:{key}' must be a list of strings")
+            raise ConfigError(f"stack config: 'pubsys:{key}' must be a list of strings")
         return tuple(items)
 
-    def number(key: str, default: int, low: int = 1) -> int:
-        value = raw(key)
+    def number(self, key: str, default: int, low: int = 1) -> int:
+        value = self.raw(key)
         if value is None:
             return default
         try:
@@ -112,41 +113,47 @@ def settings_from_config(raw: Callable[[str], str | None], stack: str, region: s
         except ValueError:
             n = low - 1
         if n < low:
-            raise ConfigError(f"{where}: 'pubsys:{key}' must be an integer of at least {low}, "
-                              f"got {value!r}")
+            raise ConfigError(f"stack config: 'pubsys:{key}' must be an integer of at least "
+                              f"{low}, got {value!r}")
         return n
 
-    def flag(key: str, default: bool) -> bool:
-        value = raw(key)
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
         if value is None:
             return default
         if value.lower() not in ("true", "false"):
-            raise ConfigError(f"{where}: 'pubsys:{key}' must be true or false, got {value!r}")
+            raise ConfigError(f"stack config: 'pubsys:{key}' must be true or false, "
+                              f"got {value!r}")
         return value.lower() == "true"
 
-    account = text("accountId")
+
+def settings_from_config(raw: Callable[[str], str | None], stack: str, region: str | None
+                         ) -> StackSettings:
+    """Build the settings from the raw `pubsys:*` strings (`pulumi.Config("pubsys").get`)."""
+    c = _StackConfig(raw)
+    account = c.text("accountId")
     if not account or not ACCOUNT_ID.match(account):
-        raise ConfigError(f"{where}: 'pubsys:accountId' must be the 12-digit AWS account id")
+        raise ConfigError("stack config: 'pubsys:accountId' must be the 12-digit AWS account id")
     if not region:
-        raise ConfigError(f"{where}: 'aws:region' is not set; run 'pulumi config set aws:region "
-                          "REGION'")
+        raise ConfigError("stack config: 'aws:region' is not set; run 'pulumi config set "
+                          "aws:region REGION'")
     settings = StackSettings(
-        infra_config_path=Path(text("infraConfigPath", "../Infra.toml") or ""),
+        infra_config_path=Path(c.text("infraConfigPath", "../Infra.toml") or ""),
         account_id=account,
         region=region,
-        name_prefix=text("namePrefix", f"pubsys-{stack}") or "",
-        github_repository=text("githubRepository"),
-        github_branches=texts("githubBranches"),
-        github_environments=texts("githubEnvironments"),
-        github_oidc_provider_arn=text("githubOidcProviderArn"),
-        ci_principals=texts("ciPrincipals"),
-        root_signer_principals=texts("rootSignerPrincipals"),
-        root_signer_require_mfa=flag("rootSignerRequireMfa", True),
-        root_key_count=number("rootKeyCount", 0) or None,
-        publication_key_count=number("publicationKeyCount", 0) or None,
-        cloudfront=flag("cloudfront", False),
-        release_session_seconds=number("releaseSessionSeconds", 4 * 3600, 3600),
-        noncurrent_version_days=number("noncurrentVersionDays", 90),
+        name_prefix=c.text("namePrefix", f"pubsys-{stack}") or "",
+        github_repository=c.text("githubRepository"),
+        github_branches=c.texts("githubBranches"),
+        github_environments=c.texts("githubEnvironments"),
+        github_oidc_provider_arn=c.text("githubOidcProviderArn"),
+        ci_principals=c.texts("ciPrincipals"),
+        root_signer_principals=c.texts("rootSignerPrincipals"),
+        root_signer_require_mfa=c.flag("rootSignerRequireMfa", True),
+        root_key_count=c.number("rootKeyCount", 0) or None,
+        publication_key_count=c.number("publicationKeyCount", 0) or None,
+        cloudfront=c.flag("cloudfront", False),
+        release_session_seconds=c.number("releaseSessionSeconds", 4 * 3600, 3600),
+        noncurrent_version_days=c.number("noncurrentVersionDays", 90),
     )
     _check_principals(settings)
     return settings
