@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from pubsys.aws.ami_json import load_ami_json
-from pubsys.aws.pacing import Pacer
+from pubsys.aws.pacing import Cancelled, Pacer, parallel_map
 from pubsys.cli import build_parser
 from pubsys.cli.ssm import name_flags
 from pubsys.errors import UsageError
@@ -181,6 +183,41 @@ def test_pacer_sends_a_throttled_call_again_and_gives_up_after_its_rounds():
     with pytest.raises(ClientError, match="AccessDenied"):
         pacer.call(send)
     assert answers == ["never sent"]
+
+
+def test_cancel_wakes_a_waiting_pacer_and_nothing_is_sent_after_it():
+    cancel = threading.Event()
+    pacer = Pacer(0.1, floor=0.05, throttle_start=1, cancel=cancel)  # 10 s between calls
+    sent: list[int] = []
+    pacer.call(lambda: sent.append(1))
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        pacer.call(lambda: sent.append(2))  # would wait 10 s for its slot
+    assert time.monotonic() - started < 5 and sent == [1]
+    unpaced = Pacer(None, floor=1, throttle_start=1, cancel=cancel)
+    with pytest.raises(Cancelled):
+        unpaced.call(lambda: sent.append(3))
+    assert sent == [1]
+
+
+def test_parallel_map_sets_cancel_on_interrupt_and_not_on_an_error():
+    cancel = threading.Event()
+    assert parallel_map(lambda x: x * 2, [1, 2, 3], workers=2, cancel=cancel) == [2, 4, 6]
+
+    def fail(x: int) -> int:
+        raise ValueError(x)
+
+    with pytest.raises(ValueError):
+        parallel_map(fail, [1, 2], workers=1, cancel=cancel)
+    assert not cancel.is_set()  # one failure does not cancel the other users of `cancel`
+
+    def interrupt(x: int) -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel_map(interrupt, [1], workers=1, cancel=cancel)
+    assert cancel.is_set()
 
 
 def test_pacing_defaults_are_safe_and_env_overrides_them():
