@@ -285,3 +285,42 @@ def test_flag_syntax_is_checked_when_parsing(capsys):
         with pytest.raises(SystemExit) as e:
             parser.parse_args([*base, *bad])
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--variant", "../etc"), ("--variant", "a/b"), ("--version", "1.0/../../x"),
+    ("--version", ".."), ("--source", "."), ("--source", "1.0.0/x"), ("--target", "../latest"),
+    ("--target", "la test"), ("--arch", "x86_64/.."),
+])
+def test_names_that_end_up_in_ssm_names_must_be_safe(flag, value, capsys):
+    parser = build_parser()
+    ssm = ["ssm", "--ami-input", "a.json", "--variant", "v", "--arch", "x86_64",
+           "--version", "1.0.0", "--template-path", "t.toml"]
+    promote = ["promote-ssm", "--variant", "v", "--arch", "x86_64", "--source", "1.0.0",
+               "--target", "latest", "--template-path", "t.toml"]
+    argv = promote if flag in ("--source", "--target") else ssm
+    assert parser.parse_args(argv).command in ("ssm", "promote-ssm")
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args([*argv, flag, value])
+    assert e.value.code == 2 and f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_result_filters_accumulate_and_keep_comma_lists(capsys):
+    parser = build_parser()
+    base = ["validate-ssm", "--expected-parameters-path", "e.json"]
+    args = parser.parse_args([*base, "--write-results-filter", "missing,Incorrect",
+                              "--write-results-filter", "UNREACHABLE"])
+    assert args.write_results_filter == ("Incorrect", "Missing", "Unreachable")
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--write-results-filter", "Missing,Wrong"])
+    assert "argument --write-results-filter: unknown status 'Wrong'" in capsys.readouterr().err
+
+
+def test_region_counts_list_every_status_and_region():
+    from pubsys.report import region_counts
+
+    rows = [{"region": W, "status": "Correct"}, {"region": W, "status": "Missing"},
+            {"region": W, "status": "Correct"}]
+    zero = {"correct": 0, "incorrect": 0, "missing": 0, "unexpected": 0, "unreachable": 0}
+    assert region_counts(rows, ("Correct", "Incorrect", "Missing", "Unexpected", "Unreachable"),
+                         [W, E]) == {W: {**zero, "correct": 2, "missing": 1}, E: zero}
