@@ -431,3 +431,19 @@ def test_validation_report_only_and_repeated_result_filters(world):
 
     strict = world.run("validate-ssm", "--expected-parameters-path", "params.json")
     assert strict.returncode == 3, strict
+
+
+def test_output_is_written_after_read_back_unless_asked_first(world):
+    world.register_amis("br-1.0.0")
+    data = json.loads((world.dir / "amis.json").read_text())
+    data["us-east-1"]["id"] = "ami-00000000000000000"  # no such image: the read-back fails
+    (world.dir / "amis.json").write_text(json.dumps(data))
+    r = world.ssm("--ssm-parameter-output", "out.json")
+    assert r.returncode == 1, r
+    assert not (world.dir / "out.json").exists()  # its values are not all live
+
+    first = world.ssm("--ssm-parameter-output", "out.json", "--write-output-first")
+    assert first.returncode == 1, first
+    written = json.loads((world.dir / "out.json").read_text())
+    assert written["us-east-1"][names("1.0.0")[0]] == "ami-00000000000000000"
+    assert set(written) == set(REGIONS)

@@ -48,6 +48,9 @@ def register(sub: Any) -> None:
                    help="allow parameters under /aws/ to point at private images")
     p.add_argument("--ssm-parameter-output",
                    help="write the region -> name -> value JSON here once the values are live")
+    p.add_argument("--write-output-first", action="store_true",
+                   help="write --ssm-parameter-output before any AWS call, even if the "
+                   "run then fails or is refused (Bottlerocket's order)")
     _data_type(p)
     p.add_argument("--dry-run", action="store_true",
                    help="show the difference and run the refusal checks; write nothing to SSM")
@@ -130,7 +133,7 @@ def run_ssm(args: argparse.Namespace, infra: InfraConfig) -> int:
         regions=args.regions or (), allow_clobber=args.allow_clobber,
         allow_private_images=args.allow_private_images,
         output=_path(args.ssm_parameter_output), dry_run=args.dry_run,
-        image_data_type=args.data_type == "auto")
+        image_data_type=args.data_type == "auto", output_first=args.write_output_first)
     try:
         return _granted_by_flags(run_ssm, options, infra)
     except RegionsNotInInput as e:

@@ -20,7 +20,7 @@ In this order:
    clobbering is allowed);
 6. read back until every written value is live, within a bounded time (store.py);
 7. write the rendered set, region -> name -> value, to the output file: a file that exists
-   says its values are live.
+   says its values are live (or, when asked, right after step 1, as Bottlerocket's pubsys).
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class SsmOptions:
     output: Path | None = None
     dry_run: bool = False
     image_data_type: bool = True  # AMI ids as aws:ec2:image; False: every value is text
+    # Write the output as soon as it is rendered, before any AWS call (Bottlerocket's order),
+    # rather than once every value is live.
+    output_first: bool = False
 
 
 class RegionsNotInInput(UsageError):
@@ -99,6 +102,10 @@ def run_ssm(options: SsmOptions, infra: InfraConfig) -> int:
         image_version=options.image_version,
         images={r: SsmImage(amis[r].id, amis[r].name) for r in regions})
     wanted = {SsmKey(p.region, p.name): p.value for p in rendered}
+    output: dict[str, dict[str, str]] = {r: {} for r in regions}
+    output |= to_ssm_json(wanted)
+    if options.output and options.output_first:
+        _write_output(options.output, output)
 
     clients = AwsClients(infra.aws)
     store = ParameterStore(clients, pacing, image_data_type=options.image_data_type)
@@ -110,16 +117,18 @@ def run_ssm(options: SsmOptions, infra: InfraConfig) -> int:
         refuse_clobber(changes)
     if not options.allow_private_images:
         refuse_private_images(image_pointers(rendered, amis), clients)
-    output: dict[str, dict[str, str]] = {r: {} for r in regions}
-    output |= to_ssm_json(wanted)
     if options.dry_run:
         log.info("dry run: nothing written to SSM")
     elif to_write(changes):
         store.write(to_write(changes), replace_appeared=options.allow_clobber)
-    if options.output:
-        write_ssm_json(options.output, output)
-        log.info("wrote %s", options.output)
+    if options.output and not options.output_first:
+        _write_output(options.output, output)
     return 0
+
+
+def _write_output(path: Path, output: dict[str, dict[str, str]]) -> None:
+    write_ssm_json(path, output)
+    log.info("wrote %s", path)
 
 
 def image_pointers(params: Sequence[RenderedParameter],
