@@ -31,7 +31,14 @@ GRANTED_BY = {
 
 
 def register(sub: Any) -> None:
-    p = command(sub, "ssm", "publish SSM parameters that name the AMIs")
+    _register_ssm(command(sub, "ssm", "publish SSM parameters that name the AMIs"))
+    _register_promote(command(sub, "promote-ssm",
+                              "copy parameters of one version to another name (e.g. latest)"))
+    _register_validate(command(sub, "validate-ssm",
+                               "compare expected SSM parameters with what each region holds"))
+
+
+def _register_ssm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ami-input", required=True, help="region -> AMI JSON from 'pubsys ami'")
     _variant_arch(p)
     p.add_argument("--version", required=True, dest="image_version", type=stripped_safe_name,
@@ -55,7 +62,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="show the difference and run the refusal checks; write nothing to SSM")
 
-    p = command(sub, "promote-ssm", "copy parameters of one version to another name (e.g. latest)")
+
+def _register_promote(p: argparse.ArgumentParser) -> None:
     _variant_arch(p)
     p.add_argument("--source", required=True, type=stripped_safe_name,
                    help="version to promote from")
@@ -75,7 +83,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="show the difference and check the sources; write nothing")
 
-    p = command(sub, "validate-ssm", "compare expected SSM parameters with what each region holds")
+
+def _register_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expected-parameters-path", required=True,
                    help="region -> name -> value JSON")
     p.add_argument("--check-unexpected", action="store_true",
