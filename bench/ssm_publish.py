@@ -171,10 +171,11 @@ def main() -> int:
         second = calls(url, reset=True)
         validate_s, p = pubsys(["validate-ssm", "--expected-parameters-path", "params.json",
                                 "--check-unexpected", "--json"], work, env)
-        rows = json.loads(p.stdout)
-        correct = sum(r["status"] == "Correct" for r in rows)
+        counts = json.loads(p.stdout)  # region -> status -> count
+        correct = sum(c["correct"] for c in counts.values())
+        checked = sum(sum(c.values()) for c in counts.values())
         if p.returncode != 0 or correct != per_region * len(regions):
-            sys.exit(f"validate-ssm: {correct} of {len(rows)} Correct\n{p.stderr[-3000:]}")
+            sys.exit(f"validate-ssm: {correct} of {checked} Correct\n{p.stderr[-3000:]}")
         validate = calls(url, reset=True)
 
         # Baseline: the same writes, sequentially, one region after another.

@@ -72,3 +72,42 @@ def emit(rows: list[dict[str, Any]], *, columns: Sequence[str], statuses: Iterab
         write_json_atomic(results_path, [r for r in rows if keep is None or r["status"] in keep])
     good = set(ok)
     return all(r["status"] in good for r in rows)
+
+
+# --- per-region counts (Bottlerocket's `--json` summary) ---------------------------------
+
+
+def region_counts(rows: Sequence[dict[str, Any]], statuses: Iterable[str],
+                  regions: Iterable[str] = ()) -> dict[str, dict[str, int]]:
+    """{region: {status in lower case: count}}, every status listed, and every region of
+    `regions` even without rows: the summary Bottlerocket's pubsys prints with --json."""
+    known = [s.lower() for s in statuses]
+    counts: dict[str, dict[str, int]] = {r: dict.fromkeys(known, 0) for r in regions}
+    for r in rows:
+        region = counts.setdefault(r["region"], dict.fromkeys(known, 0))
+        status = r["status"].lower()
+        region[status] = region.get(status, 0) + 1
+    return counts
+
+
+def write_results(path: str | Path, rows: Sequence[dict[str, Any]],
+                  keep: Collection[str] | None = None) -> None:
+    """The results file: the rows whose status is in `keep` (all when None), atomically."""
+    write_json_atomic(path, [r for r in rows if keep is None or r["status"] in keep])
+
+
+def emit_region_counts(rows: list[dict[str, Any]], *, regions: Iterable[str],
+                       columns: Sequence[str], statuses: Sequence[str],
+                       ok: Iterable[str] = ("Correct",), as_json: bool = False,
+                       results_path: str | Path | None = None,
+                       keep: Collection[str] | None = None, out: TextIO | None = None) -> bool:
+    """Like `emit`, except that `as_json` prints `region_counts` rather than the rows (the
+    rows stay in the results file); True when every row's status is in `ok`."""
+    if not as_json:
+        return emit(rows, columns=columns, statuses=statuses, ok=ok, results_path=results_path,
+                    keep=keep, out=out)
+    (out or sys.stdout).write(dump_json(region_counts(rows, statuses, regions)))
+    if results_path:
+        write_results(results_path, rows, keep)
+    good = set(ok)
+    return all(r["status"] in good for r in rows)

@@ -143,8 +143,11 @@ def assert_release_is_correct(world: World, builds: Sequence[tuple[str, str]]) -
     r = world.pubsys("validate-ssm", "--expected-parameters-path", out / "ssm-parameters.json",
                      "--json")
     assert r.returncode == 0, r
-    rows = json.loads(r.stdout)
-    assert rows and {row["status"] for row in rows} == {"Correct"}
+    counts = json.loads(r.stdout)  # region -> {correct, incorrect, missing, ...}
+    assert set(counts) == set(world.regions), counts
+    for region, c in counts.items():
+        assert c["correct"] > 0 and not any(n for k, n in c.items() if k != "correct"), \
+            (region, c)
 
 
 def tuf_client(world: World, variant: str, arch: str) -> tuple[dict, dict[str, bytes]]:

@@ -174,7 +174,34 @@ def test_a_region_that_cannot_be_read_is_unreachable_not_a_crash(env, monkeypatc
 
     with pytest.raises(ValidationFailed):
         run(["validate-ssm", "--expected-parameters-path", "expected.json", "--json",
-             "--check-unexpected"])
-    rows = json.loads(capsys.readouterr().out)
+             "--check-unexpected", "--write-results-path", "results.json"])
+    with open("results.json") as f:
+        rows = json.load(f)
     assert [(r["region"], r["status"]) for r in rows] == [
         ("eu-west-1", "Unreachable"), ("us-east-1", "Correct"), ("us-west-2", "Correct")]
+    counts = json.loads(capsys.readouterr().out)
+    assert {region: {k: n for k, n in c.items() if n} for region, c in counts.items()} == {
+        "eu-west-1": {"unreachable": 1}, "us-east-1": {"correct": 1},
+        "us-west-2": {"correct": 1}}
+
+
+def test_a_parameter_that_appears_before_it_is_set_is_replaced_only_when_clobbering(env):
+    """The race between reading and writing: Overwrite is off for a parameter read as absent,
+    so one created meanwhile survives; when clobbering is allowed it is replaced, as
+    Bottlerocket's pubsys always does."""
+    from pubsys.aws.clients import AwsClients
+    from pubsys.errors import AwsError
+    from pubsys.ssm.diff import Change, SsmKey
+    from pubsys.ssm.store import Pacing, ParameterStore
+
+    name = f"{PREFIX}/raced"
+    ssm = boto3.client("ssm", region_name="us-west-2", endpoint_url=env.url)
+    ssm.put_parameter(Name=name, Value="theirs", Type="String")
+    store = ParameterStore(AwsClients(load_infra_config("Infra.toml").aws),
+                           Pacing.from_env())
+    change = Change(SsmKey("us-west-2", name), "ours", None)  # read as absent
+    with pytest.raises(AwsError, match="it appeared after it was read; nothing replaced it"):
+        store.write([change])
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "theirs"
+    store.write([change], replace_appeared=True)
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == "ours"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from pubsys.aws.ami_json import load_ami_json
-from pubsys.aws.pacing import Pacer
+from pubsys.aws.pacing import Cancelled, Pacer, parallel_map
 from pubsys.cli import build_parser
 from pubsys.cli.ssm import name_flags
 from pubsys.errors import UsageError
@@ -183,6 +185,41 @@ def test_pacer_sends_a_throttled_call_again_and_gives_up_after_its_rounds():
     assert answers == ["never sent"]
 
 
+def test_cancel_wakes_a_waiting_pacer_and_nothing_is_sent_after_it():
+    cancel = threading.Event()
+    pacer = Pacer(0.1, floor=0.05, throttle_start=1, cancel=cancel)  # 10 s between calls
+    sent: list[int] = []
+    pacer.call(lambda: sent.append(1))
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        pacer.call(lambda: sent.append(2))  # would wait 10 s for its slot
+    assert time.monotonic() - started < 5 and sent == [1]
+    unpaced = Pacer(None, floor=1, throttle_start=1, cancel=cancel)
+    with pytest.raises(Cancelled):
+        unpaced.call(lambda: sent.append(3))
+    assert sent == [1]
+
+
+def test_parallel_map_sets_cancel_on_interrupt_and_not_on_an_error():
+    cancel = threading.Event()
+    assert parallel_map(lambda x: x * 2, [1, 2, 3], workers=2, cancel=cancel) == [2, 4, 6]
+
+    def fail(x: int) -> int:
+        raise ValueError(x)
+
+    with pytest.raises(ValueError):
+        parallel_map(fail, [1, 2], workers=1, cancel=cancel)
+    assert not cancel.is_set()  # one failure does not cancel the other users of `cancel`
+
+    def interrupt(x: int) -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel_map(interrupt, [1], workers=1, cancel=cancel)
+    assert cancel.is_set()
+
+
 def test_pacing_defaults_are_safe_and_env_overrides_them():
     assert Pacing.from_env({}) == Pacing(put_rate=3.0, get_rate=20.0, readback_seconds=60.0)
     p = Pacing.from_env({"PUBSYS_SSM_PUT_RATE": "0", "PUBSYS_SSM_GET_RATE": "50",
@@ -248,3 +285,42 @@ def test_flag_syntax_is_checked_when_parsing(capsys):
         with pytest.raises(SystemExit) as e:
             parser.parse_args([*base, *bad])
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--variant", "../etc"), ("--variant", "a/b"), ("--version", "1.0/../../x"),
+    ("--version", ".."), ("--source", "."), ("--source", "1.0.0/x"), ("--target", "../latest"),
+    ("--target", "la test"), ("--arch", "x86_64/.."),
+])
+def test_names_that_end_up_in_ssm_names_must_be_safe(flag, value, capsys):
+    parser = build_parser()
+    ssm = ["ssm", "--ami-input", "a.json", "--variant", "v", "--arch", "x86_64",
+           "--version", "1.0.0", "--template-path", "t.toml"]
+    promote = ["promote-ssm", "--variant", "v", "--arch", "x86_64", "--source", "1.0.0",
+               "--target", "latest", "--template-path", "t.toml"]
+    argv = promote if flag in ("--source", "--target") else ssm
+    assert parser.parse_args(argv).command in ("ssm", "promote-ssm")
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args([*argv, flag, value])
+    assert e.value.code == 2 and f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_result_filters_accumulate_and_keep_comma_lists(capsys):
+    parser = build_parser()
+    base = ["validate-ssm", "--expected-parameters-path", "e.json"]
+    args = parser.parse_args([*base, "--write-results-filter", "missing,Incorrect",
+                              "--write-results-filter", "UNREACHABLE"])
+    assert args.write_results_filter == ("Incorrect", "Missing", "Unreachable")
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--write-results-filter", "Missing,Wrong"])
+    assert "argument --write-results-filter: unknown status 'Wrong'" in capsys.readouterr().err
+
+
+def test_region_counts_list_every_status_and_region():
+    from pubsys.report import region_counts
+
+    rows = [{"region": W, "status": "Correct"}, {"region": W, "status": "Missing"},
+            {"region": W, "status": "Correct"}]
+    zero = {"correct": 0, "incorrect": 0, "missing": 0, "unexpected": 0, "unreachable": 0}
+    assert region_counts(rows, ("Correct", "Incorrect", "Missing", "Unexpected", "Unreachable"),
+                         [W, E]) == {W: {**zero, "correct": 2, "missing": 1}, E: zero}

@@ -11,6 +11,10 @@ one that drops to 0.5 calls/s after a single throttle and recovers slowly.
 it is still throttled after botocore's few attempts. `observe_throttling` tells a pacer
 about every throttled response a client sees, including those botocore retries by itself;
 `env_rate` / `env_seconds` read the operator's overrides.
+
+A pacer may share a `cancel` event with its workers: once it is set (the operator pressed
+Ctrl-C, or the run failed), waiting workers wake at once and no call is sent any more
+(`Cancelled`); `parallel_map` sets it when the thread waiting for the workers is interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -34,6 +39,11 @@ T = TypeVar("T")
 # How often one call may come back throttled (each time after botocore's own attempts)
 # before it fails; the pacer has halved its rate on each of those, down to its floor.
 MAX_THROTTLED_ROUNDS = 8
+R = TypeVar("R")
+
+
+class Cancelled(Exception):
+    """The run was cancelled: a call that had not been sent is not sent."""
 
 
 class Pacer:
@@ -43,12 +53,15 @@ class Pacer:
     `throttle_start`), at most once per `cooldown` seconds so a burst of throttles from
     parallel workers counts once; `recover_after` successes in a row raise it by half
     again, up to the configured rate. Thread-safe: one pacer serves all workers of a region.
+    With a `cancel` event, waiting ends as soon as it is set and raises `Cancelled`.
     """
 
     def __init__(self, rate: float | None, *, floor: float, throttle_start: float,
                  recover_after: int = 10, cooldown: float = 1.0, label: str = "",
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 cancel: threading.Event | None = None):
+        self.cancel = cancel
         self.base = rate
         self.rate = rate
         self.floor, self.throttle_start = floor, throttle_start
@@ -61,7 +74,8 @@ class Pacer:
         self._lock = threading.Lock()
 
     def wait(self) -> None:
-        """Block until the next call may go."""
+        """Block until the next call may go; `Cancelled` if the run is cancelled meanwhile."""
+        self._check_cancel()
         with self._lock:
             if self.rate is None:
                 return
@@ -69,7 +83,15 @@ class Pacer:
             at = max(now, self._next)
             self._next = at + 1.0 / self.rate
         if at > now:
-            self.sleep(at - now)
+            if self.cancel is None:
+                self.sleep(at - now)
+            else:
+                self.cancel.wait(at - now)
+        self._check_cancel()
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(f"{self.label or 'call'}: cancelled before it was sent")
 
     def call(self, send: Callable[[], T], *, rounds: int = MAX_THROTTLED_ROUNDS) -> T:
         """`send()` in the next free slot; sent again in a later slot while AWS still
@@ -140,6 +162,30 @@ def _throttle_hook(pacer: Pacer) -> Callable[..., None]:
             pacer.throttled()
 
     return observe
+
+
+def parallel_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int,
+                 cancel: threading.Event, name: str = "pubsys") -> list[R]:
+    """`[fn(item) for item in items]` on `workers` threads, in order.
+
+    When waiting for them is interrupted (Ctrl-C reaches the waiting thread), `cancel` is
+    set and queued items never start: workers whose calls go through a pacer sharing
+    `cancel` stop before their next call instead of draining their queue, as a plain
+    executor's shutdown would. Calls already sent finish; nothing new is sent. When an item
+    fails, the items not yet started are dropped and the error is raised.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
+    try:
+        results = list(pool.map(fn, items))
+    except Exception:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    except BaseException:  # KeyboardInterrupt, SystemExit: stop everything, now
+        cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results
 
 
 # --- the operator's overrides --------------------------------------------------------------

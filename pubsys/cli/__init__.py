@@ -20,6 +20,7 @@ from .. import __version__
 from ..config import InfraConfig, load_infra_config
 from ..errors import ConfigError, PolicyError, PubsysError, UsageError, ValidationFailed
 from . import ami as ami_cli
+from . import infra as infra_cli
 from . import release as release_cli
 from . import repo as repo_cli
 from . import ssm as ssm_cli
@@ -34,7 +35,7 @@ EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INVALID, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 # Each command family registers its parsers and handlers; handlers import their domain
 # module only when run, so `--help` stays fast.
-FAMILIES = (repo_cli, ami_cli, ssm_cli, variant_cli, release_cli)
+FAMILIES = (repo_cli, ami_cli, ssm_cli, variant_cli, infra_cli, release_cli)
 COMMANDS: dict[str, Callable[[argparse.Namespace, InfraConfig], int]] = {
     name: handler for family in FAMILIES for name, handler in family.HANDLERS.items()
 }

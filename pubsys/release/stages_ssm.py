@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from ..aws.ami_json import AmiRecord
 from ..errors import ValidationFailed
 from ..ssm.diff import compare_parameters
-from ..ssm.promote import promote_parameters
+from ..ssm.promote import PromoteSsmOptions, promote_parameters
 from ..ssm.publish import publish_parameters
+from ..ssm.templates import SsmImage, render_ssm_parameters
 from .context import ReleaseContext
 from .spec import BuildSpec
 from .stages_ami import AmiStages
@@ -41,10 +42,12 @@ class SsmStages:
             found = self.amis.image(region)
             amis[region] = AmiRecord(found["ImageId"], self.amis.name)
         key = self.build.key
+        rendered = render_ssm_parameters(
+            self.templates, prefix=self.prefix, variant=key.variant, arch=key.ec2_arch,
+            image_version=str(self.ctx.spec.version),
+            images={r: SsmImage(a.id, a.name) for r, a in amis.items()})
         changes = publish_parameters(
-            self.templates, amis, self.ctx.store, prefix=self.prefix, variant=key.variant,
-            arch=key.ec2_arch, image_version=str(self.ctx.spec.version),
-            allow_clobber=self.ssm.allow_clobber,
+            rendered, amis, self.ctx.store, allow_clobber=self.ssm.allow_clobber,
             allow_private_images=self.ssm.allow_private_images, show=_quiet)
         written = sum(1 for c in changes if c.kind != "unchanged")
         return f"{written} of {len(changes)} parameter(s) written"
@@ -52,10 +55,14 @@ class SsmStages:
     def promote(self, regions: Sequence[str | None]) -> str:
         assert self.ssm.promote_to is not None
         key = self.build.key
-        wanted = promote_parameters(
-            self.templates, self.ctx.store, prefix=self.prefix, variant=key.variant,
-            arch=key.ec2_arch, source=str(self.ctx.spec.version), target=self.ssm.promote_to,
-            regions=self._regions(regions), show=_quiet)
+        chosen = self._regions(regions)
+        options = PromoteSsmOptions(
+            variant=key.variant, arch=key.ec2_arch, source=str(self.ctx.spec.version),
+            target=self.ssm.promote_to, template_path=self.ssm.templates,
+            regions=tuple(chosen), require_all_regions=True,
+            allow_private_images=self.ssm.allow_private_images)
+        wanted = promote_parameters(options, chosen, self.prefix, self.ctx.store,
+                                    show=_quiet)
         return f"{len(wanted)} {self.ssm.promote_to} parameter(s) point at " \
                f"{self.ctx.spec.version}"
 

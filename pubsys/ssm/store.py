@@ -14,6 +14,10 @@ these environment variables to go faster with higher throughput, or in tests aga
   PUBSYS_SSM_READBACK_SECONDS  how long to wait for written values to read back (default 60)
 A rate of 0 means unpaced. A throttled call halves its region's rate (down to a floor) and
 is retried; steady success brings the rate back.
+
+Ctrl-C stops the run promptly: every pacer shares the store's `cancel` event, which
+`parallel_map` sets when the waiting thread is interrupted, so no worker sends another call
+(calls already in flight finish) and the interrupt goes on to the CLI (exit 130).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws.clients import PACED, AwsClients
 from ..aws.errors import describe_error, error_code
-from ..aws.pacing import Pacer, env_rate, env_seconds, observe_throttling
+from ..aws.pacing import Pacer, env_rate, env_seconds, observe_throttling, parallel_map
 from ..errors import AwsError
 from .diff import Change, SsmKey, data_type_for, listing
 
@@ -65,9 +68,12 @@ class Pacing:
 class ParameterStore:
     """Reads and writes Parameter Store in many regions, each region paced on its own."""
 
-    def __init__(self, clients: AwsClients, pacing: Pacing):
+    def __init__(self, clients: AwsClients, pacing: Pacing, *, image_data_type: bool = True):
         self.pacing = pacing
         self.clients = clients
+        self.image_data_type = image_data_type  # AMI ids as aws:ec2:image (else all text)
+        self.cancel = threading.Event()  # set on Ctrl-C: no further call is sent
+        self._set = 0  # parameters written so far (reported when interrupted)
         self._pacers: dict[tuple[str, str], Pacer] = {}
         self._ssm: dict[str, Any] = {}
         self._lock = threading.RLock()  # _client() asks pacer() while holding it
@@ -78,10 +84,10 @@ class ParameterStore:
             if (kind, region) not in self._pacers:
                 if kind == "put":
                     pacer = Pacer(self.pacing.put_rate, floor=0.2, throttle_start=10.0,
-                                  label=f"PutParameter in {region}")
+                                  label=f"PutParameter in {region}", cancel=self.cancel)
                 else:
                     pacer = Pacer(self.pacing.get_rate, floor=1.0, throttle_start=20.0,
-                                  label=f"GetParameters in {region}")
+                                  label=f"GetParameters in {region}", cancel=self.cancel)
                 self._pacers[(kind, region)] = pacer
             return self._pacers[(kind, region)]
 
@@ -121,9 +127,8 @@ class ParameterStore:
 
         out: dict[str, str] = {}
         try:
-            with ThreadPoolExecutor(max_workers=min(self.pacing.workers, len(chunks))) as pool:
-                for part in pool.map(fetch, chunks):
-                    out.update(part)
+            for part in self.map(fetch, chunks, f"ssm-get-{region}"):
+                out.update(part)
         except (ClientError, BotoCoreError) as e:
             raise AwsError(f"failed to read SSM parameters in {region}: {describe_error(e)}") \
                 from e
@@ -136,9 +141,9 @@ class ParameterStore:
             by_region.setdefault(key.region, []).append(key.name)
         if not by_region:
             return {}
-        with ThreadPoolExecutor(max_workers=len(by_region)) as pool:
-            results = dict(zip(by_region, pool.map(lambda r: self.get_region(r, by_region[r]),
-                                                   by_region), strict=True))
+        results = dict(zip(by_region, self.map(lambda r: self.get_region(r, by_region[r]),
+                                               list(by_region), "ssm-region",
+                                               workers=len(by_region)), strict=True))
         return {SsmKey(region, name): value
                 for region, values in results.items() for name, value in values.items()}
 
@@ -164,17 +169,32 @@ class ParameterStore:
             raise AwsError(f"failed to list SSM parameters under {path} in {region}: "
                            f"{describe_error(e)}") from e
 
+    def map(self, fn: Any, items: list[Any], name: str, workers: int | None = None) -> list[Any]:
+        """`fn` over `items` on this store's workers; Ctrl-C cancels the whole store."""
+        return parallel_map(fn, items, workers=workers or min(self.pacing.workers, len(items)),
+                            cancel=self.cancel, name=name)
+
     # writes
 
-    def write(self, changes: list[Change]) -> None:
-        """Set `changes` (new or changing values) and wait until they all read back."""
+    def write(self, changes: list[Change], *, replace_appeared: bool = False) -> None:
+        """Set `changes` (new or changing values) and wait until they all read back.
+
+        A parameter read as absent is created with Overwrite off, so one that appears
+        meanwhile is never replaced, unless `replace_appeared` (Bottlerocket's pubsys
+        always overwrites).
+        """
         regions = sorted({c.key.region for c in changes})
         log.info("setting %d parameter(s) in %s", len(changes), ", ".join(regions))
-        self.put(changes)
+        try:
+            self.put(changes, replace_appeared=replace_appeared)
+        except KeyboardInterrupt:
+            log.warning("interrupted: %d of %d parameter(s) were set, no more will be; a "
+                        "re-run sets the rest", self._set, len(changes))
+            raise
         self.read_back({c.key: c.new for c in changes})
         log.info("all %d parameter(s) read back as written", len(changes))
 
-    def put(self, changes: list[Change]) -> None:
+    def put(self, changes: list[Change], *, replace_appeared: bool = False) -> None:
         """Write `changes` (new or changing), all regions in parallel, paced per region.
 
         Every write is attempted; failures are collected and reported together.
@@ -184,9 +204,9 @@ class ParameterStore:
             by_region.setdefault(c.key.region, []).append(c)
         if not by_region:
             return
-        with ThreadPoolExecutor(max_workers=len(by_region)) as pool:
-            failures = [f for part in pool.map(lambda r: self._put_region(r, by_region[r]),
-                                               by_region) for f in part]
+        parts = self.map(lambda r: self._put_region(r, by_region[r], replace_appeared),
+                         list(by_region), "ssm-region", workers=len(by_region))
+        failures = [f for part in parts for f in part]
         if failures:
             raise AwsError(
                 f"failed to set {len(failures)} of {len(changes)} SSM parameter(s): "
@@ -194,14 +214,20 @@ class ParameterStore:
                 + "; the others were set, so a re-run writes only what is still missing"
             )
 
-    def _put_region(self, region: str, changes: list[Change]) -> list[tuple[Change, str]]:
+    def _put_region(self, region: str, changes: list[Change],
+                    replace_appeared: bool) -> list[tuple[Change, str]]:
         """The region's writes by a few workers sharing its pacer; (change, why) per failure."""
         client = self._client(region)
         pacer = self.pacer("put", region)
-        workers = min(self.pacing.workers, len(changes))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ssm-put-{region}") \
-                as pool:
-            results = list(pool.map(lambda c: _put_one(client, pacer, c), changes))
+
+        def put_one(change: Change) -> str | None:
+            why = _put_one(client, pacer, change, self.image_data_type, replace_appeared)
+            if why is None:
+                with self._lock:
+                    self._set += 1
+            return why
+
+        results = self.map(put_one, changes, f"ssm-put-{region}")
         failures = [(c, why) for c, why in zip(changes, results, strict=True) if why is not None]
         log.info("%s: set %d of %d parameter(s)", region, len(changes) - len(failures),
                  len(changes))
@@ -233,16 +259,18 @@ class ParameterStore:
         )
 
 
-def _put_one(client: Any, pacer: Pacer, change: Change) -> str | None:
+def _put_one(client: Any, pacer: Pacer, change: Change, image_data_type: bool,
+             replace_appeared: bool) -> str | None:
     """Set one parameter through the pacer: None when set, else why it failed.
 
-    A parameter that was absent is created with Overwrite off, so one that appears
-    meanwhile is never clobbered.
+    A parameter that was absent is created with Overwrite off (unless `replace_appeared`),
+    so one that appears meanwhile is never clobbered.
     """
     try:
         pacer.call(lambda: client.put_parameter(
             Name=change.key.name, Value=change.new, Type="String",
-            DataType=data_type_for(change.new), Overwrite=change.old is not None))
+            DataType=data_type_for(change.new) if image_data_type else "text",
+            Overwrite=change.old is not None or replace_appeared))
     except ClientError as e:
         if error_code(e) == "ParameterAlreadyExists":
             return ("it appeared after it was read; nothing replaced it. Re-run to see the "
