@@ -7,11 +7,21 @@ Used by `make demo` and the release tests, so both exercise the same set-up:
   that bucket (path-style URLs on the moto server) and published to it, with the AWS regions,
   the SSM prefix and the endpoint;
 - `setup_keys(run, infra, keys)`: `pubsys setup` makes a signing key and root.json there.
+
+Run as a script it sets all of that up, with the sample release, for trying releases by hand
+against a moto server you started (docs/release.md):
+
+    python -m devtools.moto_server --port 5050 &
+    python -m devtools.release_env try-release --endpoint http://127.0.0.1:5050
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -106,3 +116,40 @@ def set_image_transition(endpoint: str, times: int | None) -> None:
                   else {"progression": "immediate"})
     _post(f"{endpoint}/moto-api/state-manager/set-transition",
           {"model_name": "ec2::image", "transition": transition})
+
+
+def main(argv: list[str] | None = None) -> int:
+    from devtools.sample_release import ARCHES, REGIONS, VARIANTS, write_sample_release
+
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path, help="directory to create (Infra.toml, keys/, release/)")
+    ap.add_argument("--endpoint", default="http://127.0.0.1:5050",
+                    help="the moto server (default: %(default)s)")
+    ap.add_argument("--variants", type=int, default=len(VARIANTS), choices=(1, 2))
+    ap.add_argument("--arches", type=int, default=len(ARCHES), choices=(1, 2))
+    ap.add_argument("--regions", type=int, default=len(REGIONS), choices=(1, 2, 3))
+    args = ap.parse_args(argv)
+    if args.out.exists():
+        ap.error(f"{args.out} exists; choose a new directory")
+    credentials = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
+                   "AWS_DEFAULT_REGION": BUCKET_REGION}
+    env = {**os.environ, **credentials}
+    regions = REGIONS[:args.regions]
+
+    def run(*cmd: object) -> None:
+        subprocess.run([sys.executable, "-m", "pubsys.cli", *map(str, cmd)], env=env,
+                       check=True)
+
+    create_bucket(args.endpoint, credentials)
+    infra = write_infra(args.out / "Infra.toml", args.endpoint, regions)
+    root, key = setup_keys(run, infra, args.out / "keys")
+    release = write_sample_release(args.out / "release", root_role=root, default_key=key,
+                                   variants=VARIANTS[:args.variants],
+                                   arches=ARCHES[:args.arches], regions=regions)
+    print(f"{infra}\n{release}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

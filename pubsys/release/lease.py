@@ -237,7 +237,11 @@ class LeaseKeeper:
         self._stop.set()
         self._thread.join()
         if self._lost is None:
-            self.store.release(self.lease)
+            try:
+                self.store.release(self.lease)
+            except PubsysError as e:  # the work is done; the lease will simply expire
+                log.warning("%s; it expires at %s", e,
+                            format_rfc3339(self.lease.record.expires))
 
     def ensure_held(self) -> None:
         if self._lost is not None:
