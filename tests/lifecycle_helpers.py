@@ -9,7 +9,7 @@ import pytest
 
 from pubsys.policy import EXPIRING_ROLES
 from pubsys.repo.editor import RepoEditor, write_metadata
-from pubsys.repo.keys import load_file_signer
+from pubsys.keys import load_file_signer
 from pubsys.repo.loader import load_repo
 from pubsys.timespec import utcnow
 from tests.repo_helpers import RepoBuild

@@ -8,7 +8,7 @@ from pathlib import Path
 from tuf.api.metadata import Metadata
 
 from devtools import tufcheck
-from pubsys.repo.keys import generate_key_file, load_file_signer
+from pubsys.keys import generate_key_file, load_file_signer
 from pubsys.timespec import utcnow
 from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     ARCH,
