@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from tuf.api.metadata import Metadata
 
 from devtools import tufcheck
-from pubsys.repo.lifecycle import RoleExpiry, expired_by
+from pubsys.repo.trust import RoleExpiry, expired_by
 from pubsys.timespec import format_rfc3339, utcnow
 from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     ARCH,

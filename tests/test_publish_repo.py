@@ -18,7 +18,7 @@ from pubsys import cli
 from pubsys.aws import clients as clients_mod
 from pubsys.errors import RepoError
 from pubsys.repo import publish
-from pubsys.repo.publish import (
+from pubsys.repo.publish_plan import (
     Bucket,
     BuiltRepo,
     MetadataFile,

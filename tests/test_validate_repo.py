@@ -16,7 +16,7 @@ import pytest
 from tuf.api.metadata import Metadata, TargetFile
 
 from devtools import tufcheck
-from pubsys.repo.lifecycle import (
+from pubsys.repo.validate import (
     CORRECT,
     INCORRECT,
     TargetCheck,
