@@ -23,7 +23,7 @@ from pubsys.repo.validate import (
     check_target_stream,
     check_targets,
 )
-from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
+from tests.lifecycle_helpers import (  # noqa: F401  (ws_fixture provides `ws`)
     ARCH,
     VARIANT,
     build,
@@ -31,7 +31,7 @@ from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     lifecycle,
     make_expired_copy,
     write_infra,
-    ws,
+    ws_fixture,
 )
 
 
