@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import (
@@ -38,9 +39,11 @@ from tuf.api.metadata import (
 
 from ..errors import RepoError, SigningKeyError
 from ..keys import NamedSigner
-from .loader import LoadedRepo
 from .roles import REPO_ROLES
 from .trust import SPEC_VERSION, check_future_expiries, signers_for_role
+
+if TYPE_CHECKING:  # the loader (and the HTTP client under it) only when a repo is loaded
+    from .loader import LoadedRepo
 
 log = logging.getLogger(__name__)
 
