@@ -14,13 +14,14 @@ from typing import Any
 
 from ..config import InfraConfig
 from ..errors import PolicyError
-from ..policy import repo_arch
 from . import root as root_cli
 from .common import command, point_in_time, repo_flag, semver, variant_name
 
 
 def arch_name(text: str) -> str:
     """x86_64/amd64 or aarch64/arm64, as repos name it (x86_64, aarch64)."""
+    from ..policy import repo_arch
+
     try:
         return repo_arch(text)
     except PolicyError as e:
