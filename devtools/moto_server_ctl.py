@@ -46,7 +46,8 @@ def local_moto_server() -> Iterator[dict[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devtools.moto_server", "--host", parsed.hostname,
          "--port", str(parsed.port)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -10,7 +10,7 @@ exists"); names never need it (promote-ssm requires that anyway).
 from __future__ import annotations
 
 from ..errors import PolicyError
-from ..policy import (
+from ..ssm.templates import (
     SsmImage,
     SsmTemplates,
     load_ssm_templates,

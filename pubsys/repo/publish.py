@@ -189,7 +189,7 @@ def bucket_for(repo: RepoConfig, infra: InfraConfig,
         known = ", ".join(sorted(infra.aws.s3)) or "none"
         raise ConfigError(f"{where}: repo.{repo.name}.file_hosting_config_name is {name!r} "
                           f"but there is no [aws.s3.{name}] table (configured: {known})")
-    return Bucket(s3.bucket_name, s3.region or default_region(), s3.s3_prefix.strip("/"))
+    return Bucket(s3.require_bucket_name(), s3.region or default_region(), s3.s3_prefix.strip("/"))
 
 
 def _aws_error(action: str, uri: str, e: Exception) -> AwsError:

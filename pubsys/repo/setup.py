@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tuf.api.metadata import Metadata
 
-from ..config import InfraConfig, RepoConfig
+from ..config import InfraConfig, RepoConfig, require_root_role_sha512
 from ..errors import RepoError, SigningKeyError
 from ..fsutil import write_bytes_atomic
 from ..keys import KeyLoader, NamedSigner, generate_key_file, load_file_signer
@@ -53,12 +53,10 @@ def run_setup(options: SetupOptions, infra: InfraConfig) -> int:
 
 
 def fetch_root(repo: RepoConfig, url: str, root_path: Path) -> None:
-    if not repo.root_role_sha512:
-        raise RepoError(f"[repo.{repo.name}] sets root_role_url but not root_role_sha512; "
-                        "add the SHA-512 of the root.json you trust")
+    expected = require_root_role_sha512(repo)
     data = fetch_bytes(url)
     digest = hashlib.sha512(data).hexdigest()
-    if digest != repo.root_role_sha512.lower():
+    if digest != expected:
         raise RepoError(f"root role from {url} has SHA-512 {digest}, but "
                         f"root_role_sha512 in [repo.{repo.name}] is {repo.root_role_sha512}; "
                         "nothing written")
