@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devtools.sample_release import REGIONS, SHARED_WITH, write_sample_release
-from pubsys.policy import load_ssm_templates
+from pubsys.ssm.templates import load_ssm_templates
 from pubsys.release.plan import EXIT_CHANGES_PENDING, PREREQUISITES, Stage, before
 from pubsys.release.planfile import (
     PlanFileError,
