@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_exc
-from tuf.ngclient import Updater, UpdaterConfig
+from tuf.ngclient import Updater
 
 from .config import InfraConfig, RepoConfig
 from .errors import ConfigError, RepoError
-from .repo.loader import CLIENT_CONFIG, Fetcher, repo_urls
+from .repo.fetch import Fetcher, repo_urls
+from .repo.loader import CLIENT_CONFIG
 from .variant import load_variant_manifest
 
 log = logging.getLogger(__name__)
@@ -92,15 +93,6 @@ def _urls(repo: RepoConfig, options: FetchVariantOptions) -> tuple[str, str]:
     return repo_urls(repo.metadata_base_url, repo.targets_url, options.variant, options.arch)
 
 
-def _client_config() -> UpdaterConfig:
-    """The size limits every pubsys client uses (Bottlerocket's targets.json is large)."""
-    limits = CLIENT_CONFIG
-    return UpdaterConfig(root_max_length=limits["root_max_length"],
-                         timestamp_max_length=limits["timestamp_max_length"],
-                         snapshot_max_length=limits["snapshot_max_length"],
-                         targets_max_length=limits["targets_max_length"])
-
-
 def _download(metadata_url: str, targets_url: str, trusted_root: bytes,
               names: tuple[str, ...], staging: Path) -> None:
     """Verify the repo from `trusted_root`, then download and verify each target."""
@@ -108,7 +100,7 @@ def _download(metadata_url: str, targets_url: str, trusted_root: bytes,
     cache.mkdir()
     updater = Updater(metadata_dir=str(cache), metadata_base_url=metadata_url,
                       target_base_url=targets_url, target_dir=str(staging), fetcher=Fetcher(),
-                      config=_client_config(), bootstrap=trusted_root)
+                      config=CLIENT_CONFIG, bootstrap=trusted_root)
     try:
         updater.refresh()
     except tuf_exc.DownloadHTTPError as e:

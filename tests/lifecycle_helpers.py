@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pubsys.keys import load_file_signer
 from pubsys.policy import EXPIRING_ROLES
 from pubsys.repo.editor import RepoEditor, write_metadata
-from pubsys.repo.keys import load_file_signer
 from pubsys.repo.loader import load_repo
 from pubsys.timespec import utcnow
 from tests.repo_helpers import RepoBuild
@@ -61,8 +61,9 @@ def lifecycle(ws: RepoBuild, command: str, infra: Path, *extra: str):
                   "--root-role-path", ws.root_json, *extra, cwd=ws.tmp, env=ws.env)
 
 
-@pytest.fixture
-def ws(tmp_path, run_pubsys) -> RepoBuild:
+@pytest.fixture(name="ws")
+def ws_fixture(tmp_path, run_pubsys) -> RepoBuild:
+    """A workspace with a root and a key (import `ws_fixture` to use the `ws` fixture)."""
     ws = RepoBuild(tmp_path, run_pubsys, variant=VARIANT, arch=ARCH)
     r = ws.setup()
     assert r.returncode == 0, r

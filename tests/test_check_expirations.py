@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from tuf.api.metadata import Metadata
 
 from devtools import tufcheck
-from pubsys.repo.lifecycle import RoleExpiry, expired_by
+from pubsys.repo.trust import RoleExpiry, expired_by
 from pubsys.timespec import format_rfc3339, utcnow
-from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
+from tests.lifecycle_helpers import (  # noqa: F401  (ws_fixture provides `ws`)
     ARCH,
     VARIANT,
     build,
@@ -18,7 +18,7 @@ from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     lifecycle,
     make_expired_copy,
     write_infra,
-    ws,
+    ws_fixture,
 )
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)

@@ -25,13 +25,17 @@ def test_every_subcommand_has_a_one_line_help_and_a_handler():
 
 
 def test_every_flag_has_help_text():
+    def check(prog: str, parser: argparse.ArgumentParser) -> None:
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():  # nested subcommands (root's)
+                    check(f"{prog} {name}", sub)
+            elif a.option_strings and a.dest != "help":
+                assert a.help, f"{prog} {a.option_strings} has no help"
+
     _, action = subparsers()
     for name, sub in action.choices.items():
-        if name == "root":
-            continue  # its own parser, checked below
-        for a in sub._actions:
-            if a.option_strings and a.dest != "help":
-                assert a.help, f"{name} {a.option_strings} has no help"
+        check(name, sub)
 
 
 def test_root_help_lists_its_subcommands():

@@ -15,8 +15,8 @@ from securesystemslib.signer._utils import compute_default_keyid
 
 from pubsys.config import KeySource
 from pubsys.errors import SigningKeyError
-from pubsys.repo import cloudkeys
-from pubsys.repo.keys import load_signers
+from pubsys.keys import aws as cloudkeys
+from pubsys.keys import load_signers
 from tests.kms_fix import (
     REGION,
     create_kms_key,

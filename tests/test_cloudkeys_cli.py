@@ -39,10 +39,10 @@ def write_infra(ws: RepoBuild, url: str, signing_keys: str) -> Path:
 def make_key(kind: str, clients) -> str:
     """A key of `kind` on the moto server; returns its Infra.toml inline table."""
     if kind == "kms-rsa":
-        return '{ kms = { key_id = "%s" } }' % create_kms_key(clients, "RSA_3072",
-                                                              alias="alias/pubsys-rsa")
+        key_id = create_kms_key(clients, "RSA_3072", alias="alias/pubsys-rsa")
+        return f'{{ kms = {{ key_id = "{key_id}" }} }}'
     if kind == "kms-ecc":
-        return '{ kms = { key_id = "%s" } }' % create_kms_key(clients, "ECC_NIST_P256")
+        return f'{{ kms = {{ key_id = "{create_kms_key(clients, "ECC_NIST_P256")}" }} }}'
     put_pem(clients, "/pubsys/signing-key", ec_pem())
     return '{ ssm = { parameter = "/pubsys/signing-key" } }'
 

@@ -18,7 +18,7 @@ from pubsys import cli
 from pubsys.aws import clients as clients_mod
 from pubsys.errors import RepoError
 from pubsys.repo import publish
-from pubsys.repo.publish import (
+from pubsys.repo.publish_plan import (
     Bucket,
     BuiltRepo,
     MetadataFile,
@@ -27,7 +27,7 @@ from pubsys.repo.publish import (
     plan_publish,
     rotated_roles,
 )
-from tests.lifecycle_helpers import ARCH, VARIANT, build, ws  # noqa: F401  (ws: fixture)
+from tests.lifecycle_helpers import ARCH, VARIANT, build, ws_fixture  # noqa: F401
 from tests.repo_helpers import write_image
 
 BUCKET, REGION, PREFIX = "pubsys-test-repo", "us-west-2", "updates"

@@ -19,7 +19,7 @@ from tuf.ngclient import Updater
 from devtools.tufcheck import ClientResult
 from pubsys import cli
 from pubsys.aws import clients as clients_mod
-from tests.lifecycle_helpers import ARCH, VARIANT, build, lifecycle, ws  # noqa: F401
+from tests.lifecycle_helpers import ARCH, VARIANT, build, lifecycle, ws_fixture  # noqa: F401
 from tests.repo_helpers import POLICIES
 
 BUCKET, REGION, PREFIX = "pubsys-e2e-repo", "us-west-2", "updates"

@@ -8,9 +8,9 @@ from pathlib import Path
 from tuf.api.metadata import Metadata
 
 from devtools import tufcheck
-from pubsys.repo.keys import generate_key_file, load_file_signer
+from pubsys.keys import generate_key_file, load_file_signer
 from pubsys.timespec import utcnow
-from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
+from tests.lifecycle_helpers import (  # noqa: F401  (ws_fixture provides `ws`)
     ARCH,
     VARIANT,
     build,
@@ -18,7 +18,7 @@ from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     lifecycle,
     make_expired_copy,
     write_infra,
-    ws,
+    ws_fixture,
 )
 from tests.repo_helpers import POLICIES
 
@@ -62,7 +62,8 @@ def test_refreshed_repo_is_accepted_with_higher_versions_and_expiries(ws):
         assert after[role].expires > before[role].expires, role
     assert after["targets"].targets == before["targets"].targets
     # root is untouched: the same bytes, republished so the directory is complete
-    assert (meta / "1.root.json").read_bytes() == (out / VARIANT / ARCH / "1.root.json").read_bytes()
+    published = out / VARIANT / ARCH
+    assert (meta / "1.root.json").read_bytes() == (published / "1.root.json").read_bytes()
     assert sorted(p.name for p in meta.iterdir()) == sorted(
         ["1.root.json", f"{after['targets'].version}.targets.json",
          f"{after['snapshot'].version}.snapshot.json", "timestamp.json"])

@@ -33,7 +33,7 @@ def test_client_downloads_manifest_and_every_image(ws):
     assert r.returncode == 0, r
     with tufcheck.serve_outdirs(ws.tmp / "out") as url:
         got = tufcheck.fetch_all(url, ws.variant, ws.arch, ws.root_json.read_bytes())
-    for kind, path in images.items():
+    for path in images.values():
         assert got.targets[path.name] == path.read_bytes()
     (update,) = got.manifest["updates"]
     assert update["variant"] == ws.variant and update["arch"] == "x86_64"

@@ -25,7 +25,7 @@ def test_real_waves_and_every_migration_reach_the_client(tmp_path, run_pubsys):
     offsets = [timedelta(hours=1), timedelta(hours=4), timedelta(days=1), timedelta(days=2),
                timedelta(days=4), timedelta(days=5), timedelta(days=6)]
     expected = {str(seed): (t0 + off).strftime("%Y-%m-%dT%H:%M:%SZ")
-                for seed, off in zip([0, 20, 102, 307, 819, 1228, 1843], offsets)}
+                for seed, off in zip([0, 20, 102, 307, 819, 1228, 1843], offsets, strict=True)}
     assert update["waves"] == expected
     assert list(update["waves"]) == list(expected)  # numeric seed order in the file
     raw = tomllib.loads(release.read_text())["migrations"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,17 +10,18 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from tuf.api.metadata import Metadata, Root
 
+from pubsys import cli, keys
 from pubsys.config import InfraConfig
 from pubsys.errors import RepoError, SigningKeyError, UsageError
-from pubsys.repo import root as rootcmd
+from pubsys.repo import trust
 from tests.kms_fix import create_kms_key, ec_pem, mocked_aws
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
 
 
 def pubsys_root(*argv, infra: InfraConfig | None = None) -> int:
-    return rootcmd.run_root(argparse.Namespace(root_args=[str(a) for a in argv]),
-                            infra or InfraConfig())
+    args = cli.build_parser().parse_args(["root", *map(str, argv)])
+    return cli.resolve("root")(args, infra or InfraConfig())
 
 
 def load(path: Path) -> Metadata[Root]:
@@ -156,7 +156,7 @@ def test_edit_then_bump_chains_to_the_kept_signed_version(signed_v1):
     with pytest.raises(UsageError, match="must be version 1"):
         pubsys_root("sign", path, "-k", old, "--previous", path)
     pubsys_root("sign", path, "-k", old, "--previous", kept)
-    status = rootcmd.signing_status(load(path), load(kept).signed)
+    status = trust.root_signing_status(load(path), load(kept).signed)
     assert [(s.version, s.met) for s in status] == [(1, True), (2, True)]
 
 
@@ -169,7 +169,7 @@ def test_rotation_signed_by_old_and_new_keys_in_separate_runs(signed_v1, tmp_pat
     pubsys_root("remove-key", path, old_id)
     pubsys_root("sign", path, "-k", new)
     md = load(path)
-    status = rootcmd.signing_status(md, load(path.parent / "1.root.json").signed)
+    status = trust.root_signing_status(md, load(path.parent / "1.root.json").signed)
     assert [(s.version, s.signed, s.met) for s in status] == [(1, 0, False), (2, 1, True)]
 
     # Elsewhere, with only the two files and the old key.
@@ -202,18 +202,18 @@ def test_sign_refuses_keys_outside_both_root_roles_and_public_keys(signed_v1, tm
 
 
 def test_key_references():
-    assert rootcmd.parse_key_ref("keys/a.pem").kind == "file"
-    assert rootcmd.parse_key_ref("file:kms:odd.pem").ref == "kms:odd.pem"
-    ref = rootcmd.parse_key_ref("kms:arn:aws:kms:eu-west-1:123456789012:key/abc")
+    assert keys.parse_key_ref("keys/a.pem").kind == "file"
+    assert keys.parse_key_ref("file:kms:odd.pem").ref == "kms:odd.pem"
+    ref = keys.parse_key_ref("kms:arn:aws:kms:eu-west-1:123456789012:key/abc")
     assert (ref.kind, ref.region) == ("kms", "eu-west-1")
-    assert rootcmd.parse_key_ref("kms:alias/root").region is None
-    assert rootcmd.parse_key_ref("aws-kms:///alias/root").ref == "alias/root"
-    assert rootcmd.parse_key_ref("aws-ssm:///keys/root").ref == "/keys/root"
-    assert rootcmd.parse_key_ref("ssm:/keys/root").kind == "ssm"
+    assert keys.parse_key_ref("kms:alias/root").region is None
+    assert keys.parse_key_ref("aws-kms:///alias/root").ref == "alias/root"
+    assert keys.parse_key_ref("aws-ssm:///keys/root").ref == "/keys/root"
+    assert keys.parse_key_ref("ssm:/keys/root").kind == "ssm"
     with pytest.raises(UsageError, match="aws.profile"):
-        rootcmd.parse_key_ref("aws-kms://prod/alias/root")
+        keys.parse_key_ref("aws-kms://prod/alias/root")
     with pytest.raises(UsageError, match="nothing after"):
-        rootcmd.parse_key_ref("kms:")
+        keys.parse_key_ref("kms:")
 
 
 def test_root_keys_held_in_kms_add_and_sign(tmp_path, capsys):

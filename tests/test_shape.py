@@ -67,9 +67,9 @@ def test_only_the_cli_layer_sees_argparse():
                     offenders.append(f"{name} imports argparse")
             elif isinstance(node, ast.Attribute) and node.attr == "Namespace":
                 offenders.append(f"{name} mentions Namespace")
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                if any(a.arg == "args" for a in node.args.args + node.args.kwonlyargs):
-                    offenders.append(f"{name}.{node.name} takes 'args'")
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                    a.arg == "args" for a in node.args.args + node.args.kwonlyargs):
+                offenders.append(f"{name}.{node.name} takes 'args'")
     assert not offenders, "domain code must take options, not parsed flags:\n" + "\n".join(
         offenders)
 

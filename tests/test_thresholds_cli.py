@@ -27,11 +27,12 @@ def three_keys(tmp_path, run_pubsys, moto_server):
     keyfile = tmp_path / "keys" / "file-key.pem"
     keyfile.parent.mkdir(parents=True)
     keyfile.write_bytes(ec_pem())
+    kms_key = create_kms_key(clients, "ECC_NIST_P256", alias="alias/pubsys-t")
+    ssm_key = put_pem(clients, "/pubsys/t", ec_pem())
     keys = {
-        "file": '{ file = { path = "%s" } }' % keyfile,
-        "kms": '{ kms = { key_id = "%s" } }' % create_kms_key(clients, "ECC_NIST_P256",
-                                                              alias="alias/pubsys-t"),
-        "ssm": '{ ssm = { parameter = "%s" } }' % put_pem(clients, "/pubsys/t", ec_pem()),
+        "file": f'{{ file = {{ path = "{keyfile}" }} }}',
+        "kms": f'{{ kms = {{ key_id = "{kms_key}" }} }}',
+        "ssm": f'{{ ssm = {{ parameter = "{ssm_key}" }} }}',
     }
     env = moto_server.env()
     env.pop("AWS_ENDPOINT_URL")
@@ -95,9 +96,9 @@ def test_two_of_three_repo_is_accepted_and_one_of_three_is_refused(three_keys, t
     ts = json.loads(ts_path.read_bytes())
     ts["signatures"] = ts["signatures"][:1]
     ts_path.write_text(json.dumps(ts))
-    with tufcheck.serve_outdirs(tmp_path / "one") as url:
-        with pytest.raises(UnsignedMetadataError, match="timestamp"):
-            tufcheck.fetch_all(url, ws.variant, ws.arch, ws.root_json.read_bytes())
+    with tufcheck.serve_outdirs(tmp_path / "one") as url, \
+            pytest.raises(UnsignedMetadataError, match="timestamp"):
+        tufcheck.fetch_all(url, ws.variant, ws.arch, ws.root_json.read_bytes())
 
     # ... and pubsys will not build one: it fails before writing anything.
     ws.configure("file")

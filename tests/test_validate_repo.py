@@ -16,14 +16,14 @@ import pytest
 from tuf.api.metadata import Metadata, TargetFile
 
 from devtools import tufcheck
-from pubsys.repo.lifecycle import (
+from pubsys.repo.validate import (
     CORRECT,
     INCORRECT,
     TargetCheck,
     check_target_stream,
     check_targets,
 )
-from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
+from tests.lifecycle_helpers import (  # noqa: F401  (ws_fixture provides `ws`)
     ARCH,
     VARIANT,
     build,
@@ -31,7 +31,7 @@ from tests.lifecycle_helpers import (  # noqa: F401  (ws is a fixture)
     lifecycle,
     make_expired_copy,
     write_infra,
-    ws,
+    ws_fixture,
 )
 
 

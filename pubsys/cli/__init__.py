@@ -86,12 +86,7 @@ def resolve(command: str) -> Callable[[argparse.Namespace, InfraConfig], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "root":
-        args.root_args = rest + args.root_args
-    elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     debug = args.log_level in ("DEBUG", "TRACE")
     try:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
+
+from ..timespec import parse_point_in_time, utcnow
+from ..version import Version
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
@@ -119,3 +123,31 @@ class ExtendList(argparse.Action):
                  values: Any, option_string: str | None = None) -> None:
         before = getattr(namespace, self.dest, None) or ()
         setattr(namespace, self.dest, tuple(dict.fromkeys((*before, *values))))
+
+
+# --- argparse `type=` functions: the flag's syntax, checked where the flag is known ---------
+# argparse names the flag in the error and exits with 2; domain code gets typed values.
+
+
+def point_in_time(text: str) -> datetime:
+    """RFC3339, or 'in N hours/days/weeks' from now."""
+    try:
+        return parse_point_in_time(text, utcnow())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def semver(text: str) -> Version:
+    """A semantic version; a leading 'v' is allowed."""
+    try:
+        return Version.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def variant_name(text: str) -> str:
+    """A variant name: it becomes a directory and a URL path segment."""
+    name = text.strip()
+    if not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a non-empty name without '/'")
+    return name

@@ -17,7 +17,8 @@ from tuf.api import exceptions as tuf_exc
 
 from ..config import InfraConfig
 from ..errors import ConfigError, PubsysError
-from ..repo.loader import Fetcher, load_repo, repo_urls
+from ..repo.fetch import Fetcher, repo_urls
+from ..repo.loader import load_repo
 from ..repo.manifest import IMAGE_KINDS, Manifest
 from ..timespec import format_rfc3339
 from .spec import BuildSpec, ReleaseSpec

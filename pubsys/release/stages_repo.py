@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 from ..errors import ValidationFailed
-from ..timespec import format_rfc3339
+from ..repo.build import RepoOptions, run_repo
+from ..repo.publish import PublishRepoOptions, run_publish_repo
+from ..repo.validate import ValidateRepoOptions, run_validate_repo
 from .context import ReleaseContext
 from .observe_repo import observe_repo
 from .spec import BuildSpec
@@ -30,11 +31,6 @@ class RepoStages:
         self.ctx, self.build, self.repo = ctx, build, ctx.spec.repo
         key = build.key
         self.outdir = ctx.workdir / "repos" / f"{key.variant}-{key.arch}"
-        self.common = SimpleNamespace(repo=self.repo.name, variant=key.variant, arch=key.arch)
-
-    def _args(self, **fields: object) -> SimpleNamespace:
-        """The repo commands' options (they still take a namespace; see the report)."""
-        return SimpleNamespace(**vars(self.common), **fields)
 
     def release_config(self) -> Path:
         """Release.toml: the release's, or one with its version and no migrations."""
@@ -49,35 +45,35 @@ class RepoStages:
         """The signing key when Infra.toml configures none (unused when it does)."""
         return self.repo.default_key or self.ctx.workdir / "no-default-key.pem"
 
-    def build_repo(self, region: str | None) -> str:
-        from ..repo.commands import run_repo
+    def options(self) -> RepoOptions:
+        """What `pubsys repo` would be asked for this build."""
+        b, repo = self.build, self.repo
+        assert b.boot is not None and b.root is not None and b.hash is not None
+        return RepoOptions(
+            repo=repo.name, variant=b.key.variant, arch=b.key.arch, version=self.ctx.spec.version,
+            images={"boot": b.boot, "root": b.root, "hash": b.hash},
+            expiration_policy_path=repo.expiration_policy,
+            release_config_path=self.release_config(), wave_policy_path=repo.wave_policy,
+            root_role_path=repo.root_role, default_key_path=self.default_key(),
+            outdir=self.outdir, link_targets=repo.extra_targets,
+            release_start_time=repo.start_time)
 
+    def build_repo(self, region: str | None) -> str:
         if self.outdir.exists():
             shutil.rmtree(self.outdir)
-        b = self.build
-        start = format_rfc3339(self.repo.start_time) if self.repo.start_time else None
-        run_repo(self._args(
-            image_version=str(self.ctx.spec.version), boot_image=str(b.boot),
-            root_image=str(b.root), hash_image=str(b.hash),
-            link_target=[str(p) for p in self.repo.extra_targets], copy_target=[],
-            repo_expiration_policy_path=str(self.repo.expiration_policy),
-            release_config_path=str(self.release_config()),
-            wave_policy_path=str(self.repo.wave_policy),
-            root_role_path=str(self.repo.root_role), default_key_path=str(self.default_key()),
-            release_start_time=start, outdir=str(self.outdir)), self.ctx.infra)
+        run_repo(self.options(), self.ctx.infra)
         return f"built in {self.outdir}"
 
     def publish(self, region: str | None) -> str:
-        from ..repo.publish import run_publish_repo
-
-        run_publish_repo(self._args(outdir=str(self.outdir), dry_run=False), self.ctx.infra)
+        key = self.build.key
+        run_publish_repo(PublishRepoOptions(self.repo.name, key.variant, key.arch,
+                                            self.outdir), self.ctx.infra)
         return "published"
 
     def validate(self, region: str | None) -> str:
-        from ..repo.lifecycle import run_validate_repo
-
-        run_validate_repo(self._args(root_role_path=str(self.repo.root_role),
-                                     validate_targets=False), self.ctx.infra)
+        key = self.build.key
+        run_validate_repo(ValidateRepoOptions(self.repo.name, key.variant, key.arch,
+                                              self.repo.root_role), self.ctx.infra)
         state = observe_repo(self.ctx.spec, self.ctx.infra, self.build)
         version = self.ctx.spec.version
         if state.error:

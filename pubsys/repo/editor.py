@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import (
@@ -37,53 +38,19 @@ from tuf.api.metadata import (
 )
 
 from ..errors import RepoError, SigningKeyError
-from ..policy import EXPIRING_ROLES
-from ..timespec import format_rfc3339
-from .keys import NamedSigner
-from .loader import LoadedRepo
+from ..keys import NamedSigner
+from .roles import REPO_ROLES
+from .trust import SPEC_VERSION, check_future_expiries, signers_for_role
+
+if TYPE_CHECKING:  # the loader (and the HTTP client under it) only when a repo is loaded
+    from .loader import LoadedRepo
 
 log = logging.getLogger(__name__)
-
-SPEC_VERSION = "1.0.0"
-TOP_ROLES = ("root", "targets", "snapshot", "timestamp")
 
 
 def next_version(previous: int, now: datetime) -> int:
     """Versions are UNIX seconds, but always above the previous one."""
     return max(int(now.timestamp()), previous + 1)
-
-
-def check_root(root: Metadata[Root], source: str, now: datetime) -> None:
-    """Refuse a root clients would refuse, before any work is done."""
-    try:
-        root.verify_delegate(Root.type, root)
-    except UnsignedMetadataError as e:
-        raise RepoError(f"{source}: root is not signed by its own threshold of root keys: "
-                        f"{e}") from None
-    if not root.signed.consistent_snapshot:
-        raise RepoError(f"{source}: consistent_snapshot must be true (targets are published "
-                        "as <sha256>.<name>)")
-    if root.signed.is_expired(now):
-        raise RepoError(f"{source}: root expired at {format_rfc3339(root.signed.expires)}; "
-                        "create a new root version ('pubsys root expire' and 'sign')")
-
-
-def signers_for_role(root: Root, role: str, signers: Sequence[NamedSigner]) -> list[NamedSigner]:
-    """The configured signers root trusts for `role`; an error if they cannot meet the
-    threshold, naming each configured key the root does not trust for it."""
-    trusted_ids = set(root.roles[role].keyids)
-    ok = [s for s in signers if s.keyid in trusted_ids]
-    threshold = root.roles[role].threshold
-    if len(ok) < threshold:
-        untrusted = [s.label for s in signers if s.keyid not in trusted_ids]
-        detail = (f"; not trusted for {role}: {', '.join(untrusted)} (keyid "
-                  f"{', '.join(s.keyid[:16] for s in signers if s.keyid not in trusted_ids)}...)"
-                  if untrusted else "")
-        raise SigningKeyError(
-            f"cannot sign {role}: root trusts {len(ok)} of the configured signing keys, "
-            f"threshold is {threshold}{detail}"
-        )
-    return ok
 
 
 @dataclass
@@ -136,18 +103,14 @@ class RepoEditor:
     # --- signing -----------------------------------------------------------------------
 
     def sign(self, signers: Sequence[NamedSigner], expires: dict[str, datetime],
-             now: datetime, roles: Sequence[str] = EXPIRING_ROLES) -> SignedRepo:
+             now: datetime, roles: Sequence[str] = REPO_ROLES) -> SignedRepo:
         """Bump versions, set expiry, sign targets -> snapshot -> timestamp; nothing written.
 
         Every role's signers are checked first, so a key problem fails before any work.
         """
         root = self.root.signed
         role_signers = {role: signers_for_role(root, role, signers) for role in roles}
-        for role, when in expires.items():
-            if when <= now:
-                raise RepoError(f"{role} metadata would expire at {format_rfc3339(when)}, "
-                                "which is not in the future; check the expiration policy "
-                                "and --release-start-time")
+        check_future_expiries(expires, now)
         out = SignedRepo()
         if "targets" in roles:
             self._bump(self.targets, "targets", expires["targets"], now)
@@ -155,19 +118,19 @@ class RepoEditor:
                 self.targets, role_signers["targets"])
         targets_bytes = self.targets.to_bytes()
         if "snapshot" in roles:
-            self.snapshot.signed.meta["targets.json"] = _metafile(
-                self.targets.signed.version, targets_bytes)
+            self.snapshot.signed.meta["targets.json"] = MetaFile.from_data(
+                self.targets.signed.version, targets_bytes, ["sha256"])
             self._bump(self.snapshot, "snapshot", expires["snapshot"], now)
             out.files[f"{self.snapshot.signed.version}.snapshot.json"] = self._sign(
                 self.snapshot, role_signers["snapshot"])
         snapshot_bytes = self.snapshot.to_bytes()
-        self.timestamp.signed.snapshot_meta = _metafile(self.snapshot.signed.version,
-                                                        snapshot_bytes)
+        self.timestamp.signed.snapshot_meta = MetaFile.from_data(
+            self.snapshot.signed.version, snapshot_bytes, ["sha256"])
         self._bump(self.timestamp, "timestamp", expires["timestamp"], now)
         out.files["timestamp.json"] = self._sign(self.timestamp, role_signers["timestamp"])
         for v, data in self.root_versions.items():
             out.files[f"{v}.root.json"] = data
-        for role in ("targets", "snapshot", "timestamp"):
+        for role in REPO_ROLES:
             md = getattr(self, role)
             out.versions[role] = md.signed.version
             out.expires[role] = md.signed.expires
@@ -196,11 +159,11 @@ class RepoEditor:
         return md.to_bytes()
 
 
-def _metafile(version: int, data: bytes) -> MetaFile:
-    import hashlib
-
-    return MetaFile(version=version, length=len(data),
-                    hashes={"sha256": hashlib.sha256(data).hexdigest()})
+def refuse_existing(dest: Path) -> None:
+    """Published metadata is never rewritten: every run writes a new directory."""
+    if dest.exists():
+        raise RepoError(f"{dest} already exists; refusing to overwrite a repo (write to a "
+                        "new output directory or remove it)")
 
 
 def write_metadata(signed: SignedRepo, dest: Path) -> None:
@@ -209,9 +172,7 @@ def write_metadata(signed: SignedRepo, dest: Path) -> None:
     Files go to a hidden temporary directory beside `dest`, are fsynced, and the directory is
     renamed into place; on any failure the temporary directory is removed.
     """
-    if dest.exists():
-        raise RepoError(f"{dest} already exists; refusing to overwrite a repo "
-                        "(choose a new --outdir or remove it)")
+    refuse_existing(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:

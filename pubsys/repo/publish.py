@@ -1,6 +1,6 @@
 """`pubsys publish-repo`: upload a built repo to its S3 bucket so clients never see half of it.
 
-For --variant/--arch, from --outdir (as written by `pubsys repo` or `pubsys refresh-repo`):
+For one variant/arch, from the output directory OUTDIR `pubsys repo` or `refresh-repo` wrote:
   1. Find the bucket: the repo's `file_hosting_config_name` names an `[aws.s3.NAME]` table
      with `bucket_name`, `region` and `s3_prefix`. Metadata goes to PREFIX/<variant>/<arch>/,
      targets to PREFIX/targets/.
@@ -17,7 +17,7 @@ For --variant/--arch, from --outdir (as written by `pubsys repo` or `pubsys refr
   4. Upload the targets (boto3's managed transfer: multipart for large files, a bounded number
      of requests in flight across all files), then the root versions in ascending order,
      N.targets.json, N.snapshot.json, and timestamp.json last.
-With --dry-run it stops after step 3 and prints what it would upload, in upload order.
+A dry run stops after step 3 and prints what it would upload, in upload order.
 
 Why an interrupted run is harmless: clients start from timestamp.json. Until the new one
 lands it names the old snapshot and targets, which are still there (versioned and
@@ -33,19 +33,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tuf.api.metadata import Metadata, Root, Timestamp
+from tuf.api.metadata import Root
 
 from ..config import InfraConfig, RepoConfig, S3Config
 from ..errors import AwsError, ConfigError, RepoError
-from .lifecycle import target_file_name, variant_arch
-from .loader import load_repo
+from .fetch import target_file_name
+from .loader import LoadedRepo, load_repo
+from .publish_plan import (
+    ROOT_FILE,
+    Bucket,
+    BuiltRepo,
+    MetadataFile,
+    PublishPlan,
+    RemoteState,
+    TargetUpload,
+    plan_publish,
+)
+from .trust import parse_root
 
 log = logging.getLogger(__name__)
 
@@ -54,158 +64,18 @@ UPLOAD_CONCURRENCY = 8
 # Files above this go up in parts of this size (s3transfer grows parts past 10,000 of them).
 PART_SIZE = 8 << 20
 HASH_BUF = 1 << 20
-_ROOT_FILE = re.compile(r"^([1-9][0-9]*)\.root\.json$")
-
-
-# --- what to upload (pure) ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetadataFile:
-    name: str  # e.g. 3.root.json, 1700000000.targets.json, timestamp.json
-    data: bytes
-
-
-@dataclass(frozen=True)
-class TargetUpload:
-    file_name: str  # <sha256>.<name>
-    path: Path
-    size: int
-    sha256: str | None  # as the metadata lists it
-
-
-@dataclass(frozen=True)
-class BuiltRepo:
-    """What `pubsys repo`/`refresh-repo` wrote for one variant/arch, verified."""
-
-    metadata_dir: Path
-    metadata: tuple[MetadataFile, ...]  # upload order: roots ascending, targets, snapshot, ts
-    listed: Mapping[str, int]  # every target file this repo lists -> length
-    local_targets: Mapping[str, TargetUpload]  # the listed ones OUTDIR/targets holds
-    roots: Mapping[int, Root]
-    timestamp_version: int
-
-
-@dataclass(frozen=True)
-class Bucket:
-    name: str
-    region: str
-    prefix: str  # no leading or trailing '/'
-
-    def key(self, *parts: str) -> str:
-        return "/".join(p for p in (self.prefix, *parts) if p)
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.name}/{key}"
-
-
-@dataclass(frozen=True)
-class RemoteState:
-    """What the bucket holds under the repo's prefixes."""
-
-    targets: Mapping[str, int]  # target file name -> size
-    metadata: Mapping[str, int]  # metadata file name -> size
-    # bytes of the metadata files we would upload that the bucket already has
-    existing: Mapping[str, bytes] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PublishPlan:
-    targets: tuple[TargetUpload, ...]
-    metadata: tuple[MetadataFile, ...]  # in upload order, timestamp.json last
-    skipped_targets: tuple[str, ...] = ()
-    skipped_metadata: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return not self.targets and not self.metadata
-
-
-def plan_publish(built: BuiltRepo, remote: RemoteState, bucket: Bucket) -> PublishPlan:
-    """Decide what to upload; refuse anything that would leave clients with a broken repo."""
-    # Targets: the bucket's copy counts if its size matches; otherwise ours must exist.
-    uploads, skipped, absent = [], [], []
-    for file_name, length in sorted(built.listed.items()):
-        if remote.targets.get(file_name) == length:
-            skipped.append(file_name)
-        elif file_name in built.local_targets:
-            uploads.append(built.local_targets[file_name])
-        else:
-            absent.append(file_name)
-    if absent:
-        raise RepoError(
-            f"{len(absent)} target(s) listed by {built.metadata_dir} are neither in the "
-            "built repo's targets directory nor (with the listed size) in "
-            f"{bucket.uri(bucket.key('targets'))}/: "
-            + ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
-            + "; publish the repo they came from first, or rebuild with those images"
-        )
-
-    # Metadata: never change a published file, never roll the bucket back.
-    newest_local_root = max(built.roots)
-    remote_roots = [int(m[1]) for n in remote.metadata if (m := _ROOT_FILE.match(n))]
-    if remote_roots and max(remote_roots) > newest_local_root:
-        raise RepoError(
-            f"{bucket.uri(bucket.key())} holds root version {max(remote_roots)}, newer than "
-            f"the built repo's {newest_local_root}; rebuild from the published repo"
-        )
-    meta_uploads, meta_skipped = [], []
-    for f in built.metadata:
-        remote_data = remote.existing.get(f.name)
-        if remote_data is None:
-            meta_uploads.append(f)
-        elif remote_data == f.data:
-            meta_skipped.append(f.name)
-        elif f.name == "timestamp.json":
-            remote_version = _timestamp_version(remote_data)
-            if remote_version is not None and remote_version >= built.timestamp_version:
-                raise RepoError(
-                    f"{bucket.uri(bucket.key(f.name))} has version {remote_version}, not "
-                    f"older than the built repo's {built.timestamp_version}; publishing would "
-                    "roll clients back. Rebuild or refresh from the published repo"
-                )
-            meta_uploads.append(f)
-        else:
-            raise RepoError(
-                f"{bucket.uri(bucket.key(f.name))} already exists with different content; "
-                "published metadata versions never change. Rebuild from the published repo"
-            )
-
-    warnings = []
-    published = [v for v in remote_roots if v in built.roots]
-    new_roots = [v for v in built.roots if v not in remote_roots]
-    if published and new_roots:
-        rotated = rotated_roles(built.roots[max(published)], built.roots[max(new_roots)])
-        if rotated:
-            warnings.append(
-                f"root version {max(new_roots)} changes the {', '.join(rotated)} keys or "
-                "threshold: between its upload and timestamp.json's, clients refuse the old "
-                "timestamp; if this run is interrupted there, re-run it promptly"
-            )
-    return PublishPlan(tuple(uploads), tuple(meta_uploads), tuple(skipped),
-                       tuple(meta_skipped), tuple(warnings))
-
-
-def rotated_roles(old: Root, new: Root) -> list[str]:
-    """Roles whose metadata signed under `old` might not verify under `new`."""
-    out = []
-    for role in ("timestamp", "snapshot", "targets"):
-        before, after = old.roles[role], new.roles[role]
-        if not set(before.keyids) <= set(after.keyids) or after.threshold > before.threshold:
-            out.append(role)
-    return out
-
-
-def _timestamp_version(data: bytes) -> int | None:
-    try:
-        return Metadata[Timestamp].from_bytes(data).signed.version
-    except Exception:  # a damaged remote timestamp must not block publishing a good one
-        log.warning("the bucket's timestamp.json cannot be parsed; replacing it")
-        return None
 
 
 # --- reading the built repo --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishRepoOptions:
+    repo: str  # which [repo.NAME] of Infra.toml
+    variant: str
+    arch: str  # as repos name it: x86_64 or aarch64
+    outdir: Path  # the built repo, as `pubsys repo` or `refresh-repo` wrote it
+    dry_run: bool = False  # print what would be uploaded, upload nothing
 
 
 def read_built_repo(outdir: Path, variant: str, arch: str) -> BuiltRepo:
@@ -213,30 +83,9 @@ def read_built_repo(outdir: Path, variant: str, arch: str) -> BuiltRepo:
     metadata_dir = outdir / variant / arch
     if not (metadata_dir / "timestamp.json").is_file():
         raise RepoError(f"{metadata_dir}/timestamp.json not found; build the repo with "
-                        "'pubsys repo' or 'pubsys refresh-repo' (same --outdir, --variant "
-                        "and --arch) first")
-    roots: dict[int, Root] = {}
-    root_files: dict[int, bytes] = {}
-    for p in metadata_dir.iterdir():
-        m = _ROOT_FILE.match(p.name)
-        if not m:
-            continue
-        data = p.read_bytes()
-        try:
-            root = Metadata[Root].from_bytes(data).signed
-        except Exception as e:
-            raise RepoError(f"{p} is not a valid TUF root role: {e}") from None
-        if root.version != int(m[1]):
-            raise RepoError(f"{p} holds root version {root.version}, not {m[1]}")
-        roots[root.version] = root
-        root_files[root.version] = data
-    if not roots:
-        raise RepoError(f"{metadata_dir} holds no N.root.json; it is not a complete repo")
-    gaps = sorted(set(range(min(roots), max(roots) + 1)) - set(roots))
-    if gaps:
-        raise RepoError(f"{metadata_dir} lacks root version(s) {gaps}; clients walk every "
-                        "version, so all must be published")
-
+                        "'pubsys repo' or 'pubsys refresh-repo' (same output directory, "
+                        "variant and arch) first")
+    roots, root_files = _read_roots(metadata_dir)
     targets_dir = outdir / "targets"
     # Trust the oldest root we have, so ngclient walks (and checks) the whole chain.
     loaded = load_repo(_dir_url(metadata_dir), _dir_url(targets_dir), root_files[min(roots)],
@@ -248,8 +97,38 @@ def read_built_repo(outdir: Path, variant: str, arch: str) -> BuiltRepo:
         name = f"{getattr(loaded, role).signed.version}.{role}.json"
         metadata.append(MetadataFile(name, (metadata_dir / name).read_bytes()))
     metadata.append(MetadataFile("timestamp.json", (metadata_dir / "timestamp.json").read_bytes()))
+    listed, local = _listed_targets(loaded, targets_dir)
+    return BuiltRepo(metadata_dir, tuple(metadata), listed, local, roots,
+                     loaded.timestamp.signed.version)
 
-    consistent = loaded.root.signed.consistent_snapshot
+
+def _read_roots(metadata_dir: Path) -> tuple[dict[int, Root], dict[int, bytes]]:
+    """Every N.root.json of the built repo, parsed and as bytes; a gap is an error."""
+    roots: dict[int, Root] = {}
+    root_files: dict[int, bytes] = {}
+    for p in metadata_dir.iterdir():
+        m = ROOT_FILE.match(p.name)
+        if not m:
+            continue
+        data = p.read_bytes()
+        root = parse_root(data, str(p)).signed
+        if root.version != int(m[1]):
+            raise RepoError(f"{p} holds root version {root.version}, not {m[1]}")
+        roots[root.version] = root
+        root_files[root.version] = data
+    if not roots:
+        raise RepoError(f"{metadata_dir} holds no N.root.json; it is not a complete repo")
+    gaps = sorted(set(range(min(roots), max(roots) + 1)) - set(roots))
+    if gaps:
+        raise RepoError(f"{metadata_dir} lacks root version(s) {gaps}; clients walk every "
+                        "version, so all must be published")
+    return roots, root_files
+
+
+def _listed_targets(loaded: LoadedRepo, targets_dir: Path
+                    ) -> tuple[dict[str, int], dict[str, TargetUpload]]:
+    """Every target file the repo lists -> length, and those the built repo holds."""
+    consistent = bool(loaded.root.signed.consistent_snapshot)
     listed: dict[str, int] = {}
     local = {}
     for name, info in loaded.targets.signed.targets.items():
@@ -262,8 +141,7 @@ def read_built_repo(outdir: Path, variant: str, arch: str) -> BuiltRepo:
                 raise RepoError(f"{path} is {size} bytes, the metadata lists {info.length}; "
                                 "the built repo is damaged (nothing uploaded)")
             local[file_name] = TargetUpload(file_name, path, size, info.hashes.get("sha256"))
-    return BuiltRepo(metadata_dir, tuple(metadata), listed, local, roots,
-                     loaded.timestamp.signed.version)
+    return listed, local
 
 
 def _dir_url(path: Path) -> str:
@@ -299,7 +177,8 @@ def _sha256(path: Path) -> str:
 # --- the bucket --------------------------------------------------------------------------
 
 
-def bucket_for(repo: RepoConfig, infra: InfraConfig, default_region) -> Bucket:
+def bucket_for(repo: RepoConfig, infra: InfraConfig,
+               default_region: Callable[[], str]) -> Bucket:
     where = infra.source or "Infra.toml"
     name = repo.file_hosting_config_name
     if not name:
@@ -310,7 +189,7 @@ def bucket_for(repo: RepoConfig, infra: InfraConfig, default_region) -> Bucket:
         known = ", ".join(sorted(infra.aws.s3)) or "none"
         raise ConfigError(f"{where}: repo.{repo.name}.file_hosting_config_name is {name!r} "
                           f"but there is no [aws.s3.{name}] table (configured: {known})")
-    return Bucket(s3.bucket_name, s3.region or default_region(), s3.s3_prefix.strip("/"))
+    return Bucket(s3.require_bucket_name(), s3.region or default_region(), s3.s3_prefix.strip("/"))
 
 
 def _aws_error(action: str, uri: str, e: Exception) -> AwsError:
@@ -409,31 +288,24 @@ def upload_metadata(s3, bucket: Bucket, files: Iterable[MetadataFile], variant: 
 # --- the command -------------------------------------------------------------------------
 
 
-def run_publish_repo(args, infra: InfraConfig) -> int:
+def run_publish_repo(options: PublishRepoOptions, infra: InfraConfig) -> int:
     from ..aws.clients import AwsClients
 
-    repo = infra.repo(args.repo)
-    variant, arch = variant_arch(args)
+    o = options
+    repo = infra.repo(o.repo)
     clients = AwsClients(infra.aws)
     bucket = bucket_for(repo, infra, clients.default_region)
-    built = read_built_repo(Path(args.outdir), variant, arch)
+    built = read_built_repo(o.outdir, o.variant, o.arch)
     s3 = clients.client("s3", bucket.region, pool=UPLOAD_CONCURRENCY)
-    remote = read_remote(s3, bucket, built, variant, arch)
+    remote = read_remote(s3, bucket, built, o.variant, o.arch)
     plan = plan_publish(built, remote, bucket)
     check_local_targets(plan.targets)
-    for w in plan.warnings:
-        log.warning("%s", w)
-    for name in plan.skipped_targets:
-        log.debug("skip %s: already in the bucket with the same size", name)
-    log.info("%s: %d target(s) to upload, %d already there; %d metadata file(s) to upload, "
-             "%d already there", bucket.uri(bucket.key()), len(plan.targets),
-             len(plan.skipped_targets), len(plan.metadata), len(plan.skipped_metadata))
-
-    if args.dry_run:
+    _log_plan(plan, bucket)
+    if o.dry_run:
         for t in plan.targets:
             print(f"{bucket.uri(bucket.key('targets', t.file_name))}\t{t.size}")
         for f in plan.metadata:
-            print(f"{bucket.uri(bucket.key(variant, arch, f.name))}\t{len(f.data)}")
+            print(f"{bucket.uri(bucket.key(o.variant, o.arch, f.name))}\t{len(f.data)}")
         sys.stdout.flush()
         log.info("dry run: nothing uploaded")
         return 0
@@ -441,8 +313,17 @@ def run_publish_repo(args, infra: InfraConfig) -> int:
         log.info("the bucket already holds this repo; nothing to upload")
         return 0
     upload_targets(s3, bucket, plan.targets)
-    upload_metadata(s3, bucket, plan.metadata, variant, arch)
-    log.info("published %s %s to %s (timestamp version %d)", variant, arch,
-             bucket.uri(bucket.key(variant, arch)), built.timestamp_version)
+    upload_metadata(s3, bucket, plan.metadata, o.variant, o.arch)
+    log.info("published %s %s to %s (timestamp version %d)", o.variant, o.arch,
+             bucket.uri(bucket.key(o.variant, o.arch)), built.timestamp_version)
     return 0
 
+
+def _log_plan(plan: PublishPlan, bucket: Bucket) -> None:
+    for w in plan.warnings:
+        log.warning("%s", w)
+    for name in plan.skipped_targets:
+        log.debug("skip %s: already in the bucket with the same size", name)
+    log.info("%s: %d target(s) to upload, %d already there; %d metadata file(s) to upload, "
+             "%d already there", bucket.uri(bucket.key()), len(plan.targets),
+             len(plan.skipped_targets), len(plan.metadata), len(plan.skipped_metadata))

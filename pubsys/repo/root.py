@@ -33,39 +33,27 @@ with only a public key; `bump-version` when there is no signed version N to chai
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from securesystemslib.signer import Key, SSlibKey
-from tuf.api.metadata import Metadata, Root
+from tuf.api.metadata import Key, Metadata, Root
 
 from ..config import InfraConfig, KeySource
 from ..errors import RepoError, SigningKeyError, UsageError
 from ..fsutil import write_bytes_atomic
-from ..timespec import format_rfc3339, parse_point_in_time, utcnow
-from . import keys as keymod
-from .commands import read_root
-from .editor import SPEC_VERSION
+from ..keys import KeyLoader, NamedSigner
+from ..timespec import format_rfc3339, utcnow
+from .roles import TOP_ROLES
+from .trust import ThresholdStatus, new_root, read_root, root_signing_status
 
 log = logging.getLogger(__name__)
 
-ROLES = ("root", "targets", "snapshot", "timestamp")
-DEFAULT_LIFETIME = "in 365 days"
-
 
 # --- pure edits ----------------------------------------------------------------------------
-
-
-def new_root(expires: datetime) -> Root:
-    return Root(version=1, spec_version=SPEC_VERSION, expires=expires,
-                consistent_snapshot=True)
 
 
 def add_key(root: Root, key: Key, roles: Sequence[str]) -> None:
@@ -75,14 +63,15 @@ def add_key(root: Root, key: Key, roles: Sequence[str]) -> None:
 
 def remove_key(root: Root, keyid: str, roles: Sequence[str] | None) -> list[str]:
     """Remove `keyid` from `roles` (all roles using it when None); the roles it left."""
-    using = [r for r in ROLES if keyid in root.roles[r].keyids]
+    using = [r for r in TOP_ROLES if keyid in root.roles[r].keyids]
     if roles is None and not using:  # listed in `keys` but trusted for nothing
         del root.keys[keyid]
         return []
     targets = using if roles is None else list(roles)
     missing = [r for r in targets if r not in using]
     if missing or not targets:
-        raise UsageError(f"key {keyid} is not listed for role {', '.join(missing or ROLES)}")
+        raise UsageError(f"key {keyid} is not listed for role "
+                         f"{', '.join(missing or TOP_ROLES)}")
     for role in targets:
         root.revoke_key(keyid, role)
     return targets
@@ -102,35 +91,8 @@ def resolve_keyid(root: Root, text: str) -> str:
                      f"{', '.join(sorted(root.keys)) or 'none'}")
 
 
-@dataclass(frozen=True)
-class ThresholdStatus:
-    """How far a root version is from being trusted by clients."""
-
-    version: int
-    signed: int
-    threshold: int
-
-    @property
-    def met(self) -> bool:
-        return self.signed >= self.threshold
-
-    def describe(self) -> str:
-        return f"{self.signed} of {self.threshold} root key(s) of version {self.version}"
-
-
-def signing_status(md: Metadata[Root], previous: Root | None) -> list[ThresholdStatus]:
-    """Thresholds root `md` must meet: its own, and the previous version's (if any)."""
-    payload = md.signed_bytes
-    own = md.signed.get_verification_result(Root.type, payload, md.signatures)
-    out = [ThresholdStatus(md.signed.version, len(own.signed), own.threshold)]
-    if previous is not None:
-        prev = previous.get_verification_result(Root.type, payload, md.signatures)
-        out.insert(0, ThresholdStatus(previous.version, len(prev.signed), prev.threshold))
-    return out
-
-
 def is_fully_signed(md: Metadata[Root]) -> bool:
-    return all(s.met for s in signing_status(md, None))
+    return all(s.met for s in root_signing_status(md, None))
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -144,7 +106,7 @@ def write_root_file(path: Path, md: Metadata[Root]) -> None:
     write_bytes_atomic(path, md.to_bytes())
 
 
-def _edit(path: Path, change) -> Metadata[Root]:
+def _edit(path: Path, change: Callable[[Root], object]) -> Metadata[Root]:
     """Read, change, drop now-invalid signatures, write; returns the written root."""
     _, md = read_root_file(path)
     change(md.signed)
@@ -154,96 +116,6 @@ def _edit(path: Path, change) -> Metadata[Root]:
         md.signatures.clear()
     write_root_file(path, md)
     return md
-
-
-# --- keys ----------------------------------------------------------------------------------
-
-
-def parse_key_ref(text: str) -> KeySource:
-    """`kms:ID`, `ssm:NAME`, tuftool's `aws-kms://[]/ID` / `aws-ssm://[]/NAME`, or a file."""
-    for prefix, kind in (("aws-kms://", "kms"), ("aws-ssm://", "ssm")):
-        if text.startswith(prefix):
-            profile, _, ref = text[len(prefix):].partition("/")
-            if profile:
-                raise UsageError(f"key {text}: a profile in the URL is not supported; set "
-                                 "aws.profile in Infra.toml")
-            if kind == "ssm" and not ref.startswith("/"):
-                ref = "/" + ref
-            return _cloud_ref(kind, ref, text)
-    for kind in ("kms", "ssm", "file"):
-        if text.startswith(kind + ":"):
-            ref = text[len(kind) + 1:]
-            return KeySource("file", ref) if kind == "file" else _cloud_ref(kind, ref, text)
-    return KeySource("file", text)
-
-
-def _cloud_ref(kind: str, ref: str, text: str) -> KeySource:
-    if not ref:
-        raise UsageError(f"key {text!r}: nothing after '{kind}:'")
-    region = None
-    if ref.startswith("arn:"):
-        parts = ref.split(":")
-        region = parts[3] if len(parts) > 5 and parts[3] else None
-    return KeySource(kind, ref, region)
-
-
-def public_key_from_pem(pem: bytes, label: str) -> Key:
-    """The TUF key for a PEM public or private key (same keyid either way)."""
-    if b"PRIVATE KEY" in pem:
-        return keymod.signer_from_pem(pem, label).public_key
-    try:
-        public = load_pem_public_key(pem)
-    except ValueError:
-        raise SigningKeyError(f"{label} is neither a PEM public key nor a PEM private "
-                              "key") from None
-    if isinstance(public, rsa.RSAPublicKey):
-        scheme = keymod.RSA_SCHEME
-    elif isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve,
-                                                                      ec.SECP256R1):
-        scheme = "ecdsa-sha2-nistp256"
-    elif isinstance(public, ed25519.Ed25519PublicKey):
-        scheme = "ed25519"
-    else:
-        raise SigningKeyError(f"{label}: unsupported key type; use RSA, ECDSA P-256 or "
-                              "Ed25519")
-    return SSlibKey.from_crypto(public, scheme=scheme)
-
-
-def _read_key_file(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise SigningKeyError(f"cannot read key {path}: {e.strerror}") from None
-
-
-class _Keys:
-    """Loads keys for one command; the AWS client factory is built only if needed."""
-
-    def __init__(self, infra: InfraConfig):
-        self.infra = infra
-        self._clients = None
-
-    def clients(self):
-        if self._clients is None:
-            from ..aws.clients import AwsClients
-
-            self._clients = AwsClients(self.infra.aws)
-        return self._clients
-
-    def public_key(self, source: KeySource) -> Key:
-        if source.kind == "file":
-            return public_key_from_pem(_read_key_file(source.ref), f"file:{source.ref}")
-        return self.signer(source).signer.public_key
-
-    def signer(self, source: KeySource) -> keymod.NamedSigner:
-        if source.kind == "file":
-            pem = _read_key_file(source.ref)
-            if b"PRIVATE KEY" not in pem and b"PUBLIC KEY" in pem:
-                raise SigningKeyError(f"{source.ref} is a public key; signing needs the "
-                                      "private key")
-            signer = keymod.signer_from_pem(pem, f"file:{source.ref}")
-            return keymod.NamedSigner(signer, f"file:{source.ref}")
-        return keymod.load_signer(source, self.clients())
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -344,18 +216,18 @@ def load_previous(path: Path, md: Metadata[Root], given: Path | None) -> Root | 
         return None
     _, prev = read_root_file(candidate)
     if prev.signed.version != version - 1:
-        raise UsageError(f"--previous {candidate} is root version {prev.signed.version}; "
+        raise UsageError(f"previous root {candidate} is root version {prev.signed.version}; "
                          f"{path} is version {version}, so it must be version {version - 1}")
     return prev.signed
 
 
-def cmd_sign(path: Path, signers: Sequence[keymod.NamedSigner],
+def cmd_sign(path: Path, signers: Sequence[NamedSigner],
              previous: Root | None) -> list[ThresholdStatus]:
     _, md = read_root_file(path)
     root = md.signed
-    allowed = set(root.roles["root"].keyids)
+    allowed = set(root.roles[Root.type].keyids)
     if previous is not None:
-        allowed |= set(previous.roles["root"].keyids)
+        allowed |= set(previous.roles[Root.type].keyids)
     for s in signers:
         if s.keyid not in allowed:
             where = f"version {root.version}"
@@ -378,11 +250,11 @@ def cmd_sign(path: Path, signers: Sequence[keymod.NamedSigner],
             raise SigningKeyError(f"signing {path} with {s.label} failed: "
                                   f"{type(e).__name__}: {e}") from None
     write_root_file(path, md)
-    status = signing_status(md, previous)
-    for s in status:
-        log.info("%s: signed by %s%s", path, s.describe(),
-                 "" if s.met else f" (needs {s.threshold - s.signed} more)")
-    if all(s.met for s in status):
+    status = root_signing_status(md, previous)
+    for t in status:
+        log.info("%s: signed by %s%s", path, t.describe(),
+                 "" if t.met else f" (needs {t.threshold - t.signed} more)")
+    if all(t.met for t in status):
         log.info("%s version %d is fully signed", path, root.version)
     else:
         log.warning("%s version %d is not yet trusted by clients; sign it with more root keys",
@@ -390,88 +262,86 @@ def cmd_sign(path: Path, signers: Sequence[keymod.NamedSigner],
     return status
 
 
-# --- CLI -------------------------------------------------------------------------------------
+# --- the command: one options type per subcommand ------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pubsys root", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Edit and sign one root.json, for the operator who holds the root keys. "
-        "KEY is a PEM file, kms:KEY_ID (id, ARN or alias/NAME) or ssm:/PARAMETER.\n\n"
-        "Rotation: bump-version (keeps N.root.json), add-key/remove-key/expire, then "
-        "'sign -k NEW' and 'sign -k OLD' (separately if need be); 'pubsys repo' publishes "
-        "the new version and clients walk to it.",
-        epilog="Run 'pubsys root SUBCOMMAND --help' for the arguments of one subcommand.")
-    sub = p.add_subparsers(dest="action", metavar="SUBCOMMAND", required=True)
-
-    def cmd(name: str, help: str) -> argparse.ArgumentParser:
-        c = sub.add_parser(name, help=help, description=help)
-        c.add_argument("path", type=Path, metavar="PATH", help="the root.json to edit")
-        return c
-
-    c = cmd("init", "create a new version-1 root.json with no keys")
-    c.add_argument("--expires", default=DEFAULT_LIFETIME, metavar="WHEN",
-                   help="RFC3339 or 'in N days/weeks' (default: %(default)s)")
-    c = cmd("add-key", "trust a key for one or more roles; prints its keyid")
-    c.add_argument("key", metavar="KEY",
-                   help="PEM file (public or private), kms:KEY_ID or ssm:/PARAMETER")
-    c.add_argument("-r", "--role", dest="roles", action="append", required=True,
-                   choices=ROLES, help="role to trust it for (repeatable)")
-    c = cmd("remove-key", "stop trusting a key for some or all roles")
-    c.add_argument("keyid", metavar="KEYID", help="keyid, or a unique prefix of 8+ digits")
-    c.add_argument("-r", "--role", dest="roles", action="append", choices=ROLES,
-                   help="remove it only from this role (repeatable; default: every role)")
-    c = cmd("set-threshold", "set how many signatures a role needs")
-    c.add_argument("role", choices=ROLES, metavar="ROLE", help="one of " + ", ".join(ROLES))
-    c.add_argument("threshold", type=int, metavar="N", help="signatures needed (>= 1)")
-    c = cmd("expire", "set when this root expires")
-    c.add_argument("when", metavar="WHEN", help="RFC3339 or 'in N days/weeks'")
-    cmd("bump-version", "start the next root version (keeps the signed one as N.root.json)")
-    c = cmd("sign", "add signatures from root keys of this version or the previous one")
-    c.add_argument("-k", "--key", dest="keys", action="append", required=True, metavar="KEY",
-                   help="PEM private key file, kms:KEY_ID or ssm:/PARAMETER (repeatable)")
-    c.add_argument("--previous", "--cross-sign", dest="previous", type=Path, metavar="PATH",
-                   help="the previous root version (default: N-1.root.json beside PATH)")
-    return p
+@dataclass(frozen=True)
+class InitRoot:
+    path: Path
+    expires: datetime
 
 
-def _when(text: str, flag: str, now: datetime) -> datetime:
-    try:
-        return parse_point_in_time(text, now)
-    except ValueError as e:
-        raise UsageError(f"{flag}: {e}") from None
+@dataclass(frozen=True)
+class AddKey:
+    path: Path
+    key: KeySource  # a private or public key
+    roles: tuple[str, ...]
 
 
-def run_root(args, infra: InfraConfig) -> int:
-    opts = build_parser().parse_args(list(args.root_args))
-    path: Path = opts.path
-    now = utcnow()
-    keys = _Keys(infra)
-    if opts.action == "init":
-        cmd_init(path, _when(opts.expires, "--expires", now))
-    elif opts.action == "add-key":
-        key = keys.public_key(parse_key_ref(opts.key))
-        print(cmd_add_key(path, key, list(dict.fromkeys(opts.roles))))
+@dataclass(frozen=True)
+class RemoveKey:
+    path: Path
+    keyid: str  # a keyid or a unique prefix of 8+ hex digits
+    roles: tuple[str, ...] | None = None  # None: every role that uses it
+
+
+@dataclass(frozen=True)
+class SetThreshold:
+    path: Path
+    role: str
+    threshold: int
+
+
+@dataclass(frozen=True)
+class ExpireRoot:
+    path: Path
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class BumpVersion:
+    path: Path
+
+
+@dataclass(frozen=True)
+class SignRoot:
+    path: Path
+    keys: tuple[KeySource, ...]
+    previous: Path | None = None  # version N-1 (default: N-1.root.json beside path)
+
+
+RootOptions = InitRoot | AddKey | RemoveKey | SetThreshold | ExpireRoot | BumpVersion | SignRoot
+
+
+def run_root(options: RootOptions, infra: InfraConfig) -> int:
+    o, keys = options, KeyLoader(infra.aws)
+    if isinstance(o, InitRoot):
+        cmd_init(o.path, o.expires)
+    elif isinstance(o, AddKey):
+        print(cmd_add_key(o.path, keys.public_key(o.key), list(dict.fromkeys(o.roles))))
         sys.stdout.flush()
-    elif opts.action == "remove-key":
-        cmd_remove_key(path, opts.keyid, list(dict.fromkeys(opts.roles)) if opts.roles
-                       else None)
-    elif opts.action == "set-threshold":
-        cmd_set_threshold(path, opts.role, opts.threshold)
-    elif opts.action == "expire":
-        cmd_expire(path, _when(opts.when, "WHEN", now), now)
-    elif opts.action == "bump-version":
-        cmd_bump_version(path)
-    elif opts.action == "sign":
-        _, md = read_root_file(path)
-        previous = load_previous(path, md, opts.previous)
-        if previous is None and md.signed.version > 1:
-            log.warning("%s is version %d but %s does not exist: only version %d's own "
-                        "threshold is checked; clients holding version %d also need its "
-                        "root keys' signatures", path, md.signed.version,
-                        previous_path(path, md.signed.version - 1), md.signed.version,
-                        md.signed.version - 1)
-        loaded = [keys.signer(parse_key_ref(k)) for k in opts.keys]
-        unique = list({s.keyid: s for s in loaded}.values())
-        cmd_sign(path, unique, previous)
+    elif isinstance(o, RemoveKey):
+        cmd_remove_key(o.path, o.keyid, list(dict.fromkeys(o.roles)) if o.roles else None)
+    elif isinstance(o, SetThreshold):
+        cmd_set_threshold(o.path, o.role, o.threshold)
+    elif isinstance(o, ExpireRoot):
+        cmd_expire(o.path, o.expires, utcnow())
+    elif isinstance(o, BumpVersion):
+        cmd_bump_version(o.path)
+    else:
+        _sign(o, keys)
     return 0
+
+
+def _sign(o: SignRoot, keys: KeyLoader) -> None:
+    _, md = read_root_file(o.path)
+    version = md.signed.version
+    previous = load_previous(o.path, md, o.previous)
+    if previous is None and version > 1:
+        log.warning("%s is version %d but %s does not exist: only version %d's own threshold "
+                    "is checked; clients holding version %d also need its root keys' "
+                    "signatures", o.path, version, previous_path(o.path, version - 1), version,
+                    version - 1)
+    loaded = [keys.signer(k) for k in o.keys]
+    unique = list({s.keyid: s for s in loaded}.values())
+    cmd_sign(o.path, unique, previous)

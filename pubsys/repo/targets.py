@@ -12,11 +12,11 @@ Nothing is written before `place()`; files `place()` creates are removed if the 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -102,12 +102,6 @@ class TargetPlacer:
         workers = workers or max(2, min(len(self.sources), 8))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target")
         self._cancel = threading.Event()
-        # Hash threads give the GIL back after every 1 MiB chunk and need it again right
-        # after; with the default 5 ms switch interval a busy main thread (imports, loading
-        # the published repo) makes each of them wait that long per chunk. 0.5 ms keeps them
-        # fed; restored in close().
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, 0.0005))
         self._hashes: dict[str, Future] = {
             s.name: self._pool.submit(_hash_file, s.path, self._cancel)
             for s in self.sources if not s.copy}
@@ -122,7 +116,6 @@ class TargetPlacer:
         """Stop hashing that nobody will use (a run that failed early) and wait for threads."""
         self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        sys.setswitchinterval(self._switch_interval)
 
     def place(self, targets_dir: Path, more: Sequence[TargetSource] = ()) -> list[WrittenTarget]:
         """Write every source (and `more`, copied) into `targets_dir`; all or nothing."""
@@ -148,26 +141,15 @@ class TargetPlacer:
         if known is not None:
             final = targets_dir / f"{known[1]}.{src.name}"
             if final.exists() and final.stat().st_size == known[0]:
-                return WrittenTarget(src.name, *known, final, created=False)
+                return WrittenTarget(src.name, known[0], known[1], final, created=False)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".tmp", dir=targets_dir)
         tmp = Path(tmp_name)
         try:
-            if known is not None:
-                os.close(fd)
-                os.unlink(tmp)
-                try:
-                    os.link(src.path, tmp)
-                    length, digest = known
-                except OSError as e:
-                    if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                        raise
-                    log.debug("cannot hard-link %s (%s); copying", src.path, e.strerror)
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    length, digest = _copy_hash(src.path, fd)
-                    if (length, digest) != known:
-                        raise RepoError(f"target {src.path} changed while it was being read")
-            else:
+            if known is None:
                 length, digest = _copy_hash(src.path, fd)
+            else:
+                os.close(fd)
+                length, digest = _link_or_copy(src.path, tmp, known)
             if not os.path.samefile(tmp, src.path):
                 os.chmod(tmp, 0o644)
             final = targets_dir / f"{digest}.{src.name}"
@@ -177,17 +159,30 @@ class TargetPlacer:
             os.replace(tmp, final)
             return WrittenTarget(src.name, length, digest, final, created=True)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-            except FileNotFoundError:
-                pass
             raise
+
+
+def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str]) -> tuple[int, str]:
+    """Hard-link `src` to `tmp` (which mkstemp created); copy where a link is impossible, and
+    then the copy's hash must match the one computed before."""
+    os.unlink(tmp)
+    try:
+        os.link(src, tmp)
+        return known
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        log.debug("cannot hard-link %s (%s); copying", src, e.strerror)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if _copy_hash(src, fd) != known:
+        raise RepoError(f"target {src} changed while it was being read")
+    return known
 
 
 def remove_created(written: Sequence[WrittenTarget]) -> None:
     for w in written:
         if w.created:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 w.path.unlink()
-            except FileNotFoundError:
-                pass

@@ -1,14 +1,16 @@
 """Signing keys that live in AWS: KMS keys that sign remotely, and PEM keys kept in SSM.
 
 `load_cloud_signer()` turns a `kms` or `ssm` key source from Infra.toml (or a `kms:`/`ssm:`
-reference given to `pubsys root`) into a signer. Both use clients from the one factory
+reference given to `pubsys root`) into a signer; the loader in `pubsys.keys` imports this
+module (and botocore with it) only when such a key is used. Both use clients from the one factory
 (`aws/clients.py`), in the key's own `region` or the factory's default region, so profiles,
 role chains and endpoint overrides apply to signing as they do to everything else.
 
 kms
-  1. GetPublicKey: the key must be a SIGN_VERIFY key, RSA (any size KMS offers; signed with
-     RSASSA_PSS_SHA_256, scheme `rsassa-pss-sha256`) or ECC_NIST_P256 (`ecdsa-sha2-nistp256`).
-     Other key types are refused by name.
+  1. GetPublicKey: the key must be a SIGN_VERIFY key whose type `schemes.tuf_key` accepts and
+     KMS can sign for: RSA of any size KMS offers (RSASSA_PSS_SHA_256) or ECC_NIST_P256
+     (ECDSA_SHA_256), the algorithm taken from securesystemslib's `AWSSigner` table. Other key
+     types are refused by name.
   2. Each signature: the SHA-256 digest is computed locally and sent with MessageType=DIGEST
      (what securesystemslib's `AWSSigner` does; we reuse its algorithm table but not its
      constructor, which builds its own boto3 client from ambient settings). RSA signatures
@@ -32,28 +34,23 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from securesystemslib.signer import AWSSigner, Signature, SSlibKey
 
 from ..config import KeySource
 from ..errors import SigningKeyError
-from .keys import RSA_SCHEME, NamedSigner, signer_from_pem
+from .pem import signer_from_pem
+from .schemes import NamedSigner, tuf_key
 
 if TYPE_CHECKING:
     from ..aws.clients import AwsClients
 
 log = logging.getLogger(__name__)
 
-ECDSA_SCHEME = "ecdsa-sha2-nistp256"
 
-
-def load_cloud_signer(source: KeySource, clients: AwsClients | None = None) -> NamedSigner:
+def load_cloud_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
     """A signer for a `kms` or `ssm` key source, using clients from the factory."""
-    if clients is None:
-        from ..aws.clients import AwsClients
-
-        clients = AwsClients()
     if source.kind == "kms":
         return load_kms_signer(source, clients)
     if source.kind == "ssm":
@@ -132,18 +129,16 @@ def kms_public_key(response: dict[str, Any], label: str) -> tuple[SSlibKey, int 
                               "key") from None
     algorithms = response.get("SigningAlgorithms") or []
     spec = response.get("KeySpec") or response.get("CustomerMasterKeySpec") or "unknown"
-    if isinstance(public, rsa.RSAPublicKey):
-        scheme, algorithm, length = RSA_SCHEME, "RSASSA_PSS_SHA_256", (public.key_size + 7) // 8
-    elif isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve,
-                                                                      ec.SECP256R1):
-        scheme, algorithm, length = ECDSA_SCHEME, "ECDSA_SHA_256", None
-    else:
+    key = tuf_key(public)
+    algorithm = AWSSigner.aws_algos.get(key.scheme) if key else None
+    if key is None or algorithm is None:
         raise SigningKeyError(f"KMS key {label} is {spec}; use an RSA key (RSA_3072 or "
                               "RSA_4096) or ECC_NIST_P256")
     if algorithm not in algorithms:
         raise SigningKeyError(f"KMS key {label} ({spec}) does not offer {algorithm}; it "
                               f"offers {', '.join(algorithms) or 'no signing algorithm'}")
-    return SSlibKey.from_crypto(public, scheme=scheme), length
+    length = (public.key_size + 7) // 8 if isinstance(public, rsa.RSAPublicKey) else None
+    return key, length
 
 
 def load_kms_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
