@@ -18,16 +18,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import InfraConfig
-from ..errors import UsageError
-from .common import argtype, command, ec2_arch, region_list
+from ..errors import ConfigError, UsageError
+from .common import (
+    ExtendList,
+    argtype,
+    command,
+    ec2_arch,
+    positive_duration,
+    positive_seconds,
+    region_list,
+)
 
 if TYPE_CHECKING:
-    from ..aws.ami_rules import AmiOptions
+    from ..aws.ami_rules import AmiOptions, Registration
     from ..aws.permissions import PermissionChange
 
 log = logging.getLogger(__name__)
 
 MAX_DEPRECATION = timedelta(days=3650)  # AWS allows at most 10 years
+VOLUME_TYPES = ("gp2", "gp3")  # as aws.ami_rules.VOLUME_TYPES (kept here: --help stays fast)
 
 
 # --- argparse types --------------------------------------------------------------------------
@@ -50,28 +59,6 @@ def description(text: str) -> str:
     if len(text) > MAX_DESCRIPTION:
         raise ValueError(f"at most {MAX_DESCRIPTION} characters")
     return text
-
-
-@argtype
-def positive_duration(text: str) -> timedelta:
-    """'2 hours', '90 minutes': longer than zero."""
-    from ..timespec import parse_offset
-
-    offset = parse_offset(text)
-    if offset <= timedelta(0):
-        raise ValueError("must be longer than zero")
-    return offset
-
-
-@argtype
-def positive_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0:
-        raise ValueError(f"{text!r} is not a positive number of seconds")
-    return seconds
 
 
 @argtype
@@ -126,6 +113,8 @@ def plan_regions(regions_flag: tuple[str, ...] | str | None,
                  default: Callable[[], str]) -> tuple[str, tuple[str, ...]]:
     """(base region, copy regions) from the flags, Infra.toml's aws.regions, or the default."""
     regions = _regions(regions_flag, "--regions")
+    if not regions:
+        check_configured_regions(configured)  # used only without --regions
     if copy_flag is not None:
         copies = _regions(copy_flag, "--copy-regions")
         base = regions[0] if regions else configured[0] if configured else default()
@@ -137,6 +126,17 @@ def plan_regions(regions_flag: tuple[str, ...] | str | None,
     if listed:
         return listed[0], tuple(dict.fromkeys(r for r in listed[1:] if r != listed[0]))
     return default(), ()
+
+
+def check_configured_regions(configured: tuple[str, ...]) -> tuple[str, ...]:
+    """Infra.toml's aws.regions, each a region name (they name endpoints and AMI JSON keys)."""
+    from ..aws.ami_json import is_region
+
+    for region in configured:
+        if not is_region(region):
+            raise ConfigError(f"'aws.regions' has {region!r}, which is not a region name "
+                              "(like us-west-2)")
+    return configured
 
 
 def parse_deprecate_in(text: str) -> timedelta:
@@ -188,18 +188,25 @@ def read_uefi_data(path: str) -> str | None:
     return text
 
 
-def permission_change(grant: bool, user_ids: str | None, group_names: str | None,
-                      organization_arns: str | None, ou_arns: str | None
-                      ) -> PermissionChange:
-    """publish-ami's change from its four comma-separated target flags."""
+def _values(given: tuple[str, ...] | str | None) -> list[str]:
+    """A list flag's values: a tuple from `comma_list`, or comma-separated text."""
+    if isinstance(given, str):
+        given = tuple(given.split(","))
+    return [v.strip() for v in given or () if v.strip()]
+
+
+def permission_change(grant: bool, user_ids: tuple[str, ...] | str | None,
+                      group_names: tuple[str, ...] | str | None,
+                      organization_arns: tuple[str, ...] | str | None,
+                      ou_arns: tuple[str, ...] | str | None) -> PermissionChange:
+    """publish-ami's change from its four target flags (repeatable, comma-separated)."""
     from ..aws import permissions as p
 
     targets = (("--user-ids", user_ids, p.check_user_ids),
                ("--group-names", group_names, p.check_groups),
                ("--organization-arns", organization_arns, p.check_organization_arns),
                ("--organizational-unit-arns", ou_arns, p.check_ou_arns))
-    values = [[v.strip() for v in (text or "").split(",") if v.strip()]
-              for _, text, _ in targets]
+    values = [_values(given) for _, given, _ in targets]
     if not any(values):
         raise UsageError("give at least one of " + ", ".join(flag for flag, _, _ in targets))
     checked = []
@@ -238,23 +245,39 @@ def register(sub: Any) -> None:
 
 def _register_ami(sub: Any) -> None:
     p = command(sub, "ami", "register an AMI from disk images and copy it to regions",
-                "Find the AMI by name and arch in the base region, or upload the images as EBS "
-                "snapshots and register it; then copy it to every other region in parallel. "
-                "--ami-output is rewritten as each region completes; failed regions are listed "
-                "in AMI_OUTPUT.failures.json and a re-run finishes them.")
-    p.add_argument("--os-image", required=True, type=raw_image, help="raw OS disk image")
-    p.add_argument("--data-image", type=raw_image, help="raw data disk image (second volume)")
-    p.add_argument("--uefi-data", help="file with the base64 UEFI variable store; sets boot "
-                   "mode uefi-preferred and TPM 2.0 (an empty file means no UEFI data)")
-    p.add_argument("--arch", required=True, type=ec2_arch, help="x86_64/amd64 or aarch64/arm64")
-    p.add_argument("--name", required=True, help="AMI name")
+                "Find the AMI by name and arch in the base region (reusing it only if it was "
+                "made from these images), or upload the images as EBS snapshots and register "
+                "it with the volume sizes and boot settings of the variant manifest; then copy "
+                "it to every other region in parallel. --ami-output is rewritten as each "
+                "region completes; failed regions are listed in AMI_OUTPUT.failures.json and "
+                "a re-run finishes them.")
+    p.add_argument("-o", "--os-image", required=True, type=raw_image, help="raw OS disk image")
+    p.add_argument("-d", "--data-image", type=raw_image,
+                   help="raw data disk image (second volume; 'split' variants only)")
+    p.add_argument("-v", "--variant-manifest", required=True, metavar="CARGO_TOML",
+                   help="the variant's Cargo.toml: volume sizes from image-layout, UEFI boot "
+                   "from image-features.uefi-secure-boot")
+    p.add_argument("-e", "--uefi-data", metavar="FILE",
+                   help="base64 UEFI variable store; registered (boot mode uefi-preferred) "
+                   "only when the variant turns on uefi-secure-boot, which requires it")
+    p.add_argument("-a", "--arch", required=True, type=ec2_arch,
+                   help="x86_64/amd64 or aarch64/arm64")
+    p.add_argument("-n", "--name", required=True, help="AMI name")
     p.add_argument("--description", type=description, help="AMI description")
-    p.add_argument("--regions", type=region_list,
-                   help="comma-separated regions; the first is the base region")
-    p.add_argument("--copy-regions", type=region_list,
+    p.add_argument("--regions", type=region_list, action=ExtendList,
+                   help="comma-separated regions (repeatable); the first is the base region "
+                   "(default: aws.regions)")
+    p.add_argument("--copy-regions", type=region_list, action=ExtendList,
                    help="comma-separated regions to copy to (base from --regions or aws.regions)")
-    p.add_argument("--ami-output", required=True, help="write the region -> AMI JSON here")
+    p.add_argument("--ami-output", metavar="PATH",
+                   help="write the region -> AMI JSON here (default: print it only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--volume-type", choices=VOLUME_TYPES, default="gp2",
+                   help="EBS volume type of the AMI's volumes")
+    p.add_argument("--tpm-support", choices=("v2.0",),
+                   help="register with NitroTPM (needs a uefi-secure-boot variant)")
+    p.add_argument("--imds-support", choices=("v2.0",),
+                   help="instances launched from the AMI require IMDSv2")
     p.add_argument("--deprecate-in", metavar="DURATION",
                    help="deprecate the AMI in every region this long after it was created, "
                    "e.g. '2 years'")
@@ -265,6 +288,12 @@ def _register_ami(sub: Any) -> None:
                    help="how long to wait for the image to become available in each region")
     p.add_argument("--poll-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="first wait between status checks; grows up to a minute")
+    p.add_argument("--no-wait-for-copies", action="store_true",
+                   help="record copies as soon as they are started, likely still pending, "
+                   "as Bottlerocket's pubsys does (default: wait until they are available)")
+    p.add_argument("--all-or-nothing-output", action="store_true",
+                   help="write --ami-output only when every region worked, as Bottlerocket's "
+                   "pubsys does (default: after each region, failures beside it)")
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -285,12 +314,41 @@ def ami_options(args: argparse.Namespace, infra: InfraConfig) -> AmiOptions:
     return AmiOptions(
         name=check_name(args.name), arch=args.arch, description=args.description,
         os_image=args.os_image, data_image=args.data_image,
-        uefi_data=read_uefi_data(args.uefi_data) if args.uefi_data else None,
-        base_region=base, copy_regions=copies, output=Path(args.ami_output),
+        registration=registration(args), base_region=base, copy_regions=copies,
+        output=Path(args.ami_output) if args.ami_output else None,
         deprecate_in=parse_deprecate_in(args.deprecate_in) if args.deprecate_in else None,
         upload=UploadSettings(concurrency=args.upload_concurrency, wait=wait),
         wait=wait, progress=ProgressBar.wanted(args.no_progress),
+        wait_for_copies=not args.no_wait_for_copies,
+        output_on_success_only=args.all_or_nothing_output,
     )
+
+
+def registration(args: argparse.Namespace) -> Registration:
+    """Volume sizes and boot settings from --variant-manifest, the rest from the flags."""
+    from ..aws.ami_rules import plan_registration
+    from ..variant import TABLE, load_variant_manifest
+
+    manifest = load_variant_manifest(args.variant_manifest)
+    uefi = read_uefi_data(args.uefi_data) if args.uefi_data else None
+    if manifest.uefi_secure_boot and not uefi:
+        raise UsageError(f"--uefi-data: {manifest.path} turns on "
+                         f"'{TABLE}.image-features.uefi-secure-boot'; give the UEFI variable "
+                         "store (base64) that holds its secure boot keys")
+    if uefi and not manifest.uefi_secure_boot:
+        log.info("--uefi-data: not registered, %s does not turn on uefi-secure-boot",
+                 manifest.path)
+    if args.tpm_support and not manifest.uefi_secure_boot:
+        raise UsageError(f"--tpm-support needs a UEFI boot mode, which an AMI gets only when "
+                         f"its variant turns on '{TABLE}.image-features.uefi-secure-boot'; "
+                         f"{manifest.path} does not")
+    if args.data_image and not manifest.layout.split:
+        raise UsageError(f"--data-image: {manifest.path} has '{TABLE}.image-layout."
+                         f"partition-plan' = '{manifest.layout.partition_plan}' (OS and data "
+                         "share one volume); drop --data-image or use a 'split' variant")
+    return plan_registration(manifest, data_image=args.data_image, uefi_data=uefi,
+                             volume_type=args.volume_type, tpm_support=args.tpm_support,
+                             imds_support=args.imds_support)
 
 
 def run_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
@@ -311,8 +369,9 @@ def run_validate_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
     from ..aws.validate import ValidateAmiOptions, run_validate_ami
 
     results = Path(args.write_results_path) if args.write_results_path else None
-    return run_validate_ami(ValidateAmiOptions(Path(args.expected_amis_path), results,
-                                               args.write_results_filter, args.json), infra)
+    keep = frozenset(args.write_results_filter) if args.write_results_filter else None
+    return run_validate_ami(ValidateAmiOptions(Path(args.expected_amis_path), results, keep,
+                                               args.json), infra)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, InfraConfig], int]] = {
