@@ -17,7 +17,8 @@ the gaps are filled here, in the moto server process (`devtools/moto_server.py` 
   source's EBS blocks), applies TagSpecifications / CopyImageTags, honours ClientToken, and
   works across accounts only when the source image and its snapshots were shared with the
   copying account (launch permission and createVolumePermission), as AWS requires.
-- Images start `pending` and become `available` through moto's state manager, model
+- Images start `pending` (described without snapshot ids, as AWS describes them until they
+  are available) and become `available` through moto's state manager, model
   `ec2::image` (default: immediately; tests set e.g. {"progression": "manual", "times": 3}
   with POST /moto-api/state-manager/set-transition). Snapshots completed through the EBS
   direct APIs use model `ebs::snapshot` the same way.
@@ -675,8 +676,15 @@ def _install() -> None:
     _patch(Ami, "state", managed_property("state"))
     _patch(Snapshot, "status", managed_property("status"))
     original_bdm = Ami.__dict__["block_device_mappings"]
-    _patch(Ami, "block_device_mappings", property(
-        lambda self: self.__dict__.get("_ext_bdm") or original_bdm.fget(self)))
+
+    def block_device_mappings(self: Any) -> Any:
+        bdm = self.__dict__.get("_ext_bdm") or original_bdm.fget(self)
+        if self.state == "pending":  # as AWS: no snapshot ids until the image is available
+            return [{**m, "Ebs": {k: v for k, v in m.get("Ebs", {}).items()
+                                  if k != "SnapshotId"}} for m in bdm]
+        return bdm
+
+    _patch(Ami, "block_device_mappings", property(block_device_mappings))
     for attr in ("deprecation_time", "state_reason", "tpm_support", "imds_support",
                  "ena_support", "uefi_data", "sriov_net_support", "source_image_id",
                  "source_image_region", "platform_details", "usage_operation"):

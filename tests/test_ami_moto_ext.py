@@ -171,3 +171,20 @@ def test_faults_refuse_after_skipped_calls(aws):
         ec2.modify_image_attribute(ImageId=image, LaunchPermission=add)
     moto_ext_ec2.clear_faults()
     ec2.modify_image_attribute(ImageId=image, LaunchPermission=add)
+
+
+def test_pending_images_are_described_without_snapshot_ids(aws):
+    from moto.moto_api import state_manager
+
+    ec2 = boto3.client("ec2", region_name="us-west-2")
+    state_manager.set_transition("ec2::image", {"progression": "manual", "times": 2})
+    try:
+        image = _register(ec2, _snapshot())
+        pending = ec2.describe_images(ImageIds=[image])["Images"][0]
+        available = ec2.describe_images(ImageIds=[image])["Images"][0]
+    finally:
+        state_manager.unset_transition("ec2::image")
+    assert pending["State"] == "pending"
+    assert "SnapshotId" not in pending["BlockDeviceMappings"][0]["Ebs"]
+    assert available["State"] == "available"
+    assert available["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"].startswith("snap-")
