@@ -22,6 +22,7 @@ from ..errors import ConfigError, UsageError
 from .common import (
     ExtendList,
     argtype,
+    comma_list,
     command,
     ec2_arch,
     positive_duration,
@@ -31,7 +32,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..aws.ami_rules import AmiOptions, Registration
-    from ..aws.permissions import PermissionChange
+    from ..aws.permission_change import PermissionChange
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def permission_change(grant: bool, user_ids: tuple[str, ...] | str | None,
                       organization_arns: tuple[str, ...] | str | None,
                       ou_arns: tuple[str, ...] | str | None) -> PermissionChange:
     """publish-ami's change from its four target flags (repeatable, comma-separated)."""
-    from ..aws import permissions as p
+    from ..aws import permission_change as p
 
     targets = (("--user-ids", user_ids, p.check_user_ids),
                ("--group-names", group_names, p.check_groups),
@@ -223,24 +224,38 @@ def permission_change(grant: bool, user_ids: tuple[str, ...] | str | None,
 
 def register(sub: Any) -> None:
     _register_ami(sub)
-    p = command(sub, "publish-ami", "grant or revoke launch permissions on AMIs")
-    p.add_argument("--ami-input", required=True, help="region -> AMI JSON from 'pubsys ami'")
-    p.add_argument("--regions", type=region_list,
-                   help="comma-separated subset of regions (default: all in input)")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--grant", action="store_true", help="add the permissions")
-    g.add_argument("--revoke", action="store_true", help="remove the permissions")
-    p.add_argument("--user-ids", help="comma-separated AWS account ids")
-    p.add_argument("--group-names", help="comma-separated groups; 'all' means public")
-    p.add_argument("--organization-arns", help="comma-separated organization ARNs")
-    p.add_argument("--organizational-unit-arns", help="comma-separated OU ARNs")
-
+    _register_publish_ami(sub)
     p = command(sub, "validate-ami", "compare expected AMIs with what each region holds")
     p.add_argument("--expected-amis-path", required=True, help="region -> AMI JSON")
     p.add_argument("--write-results-path", help="write the results as JSON here")
     p.add_argument("--write-results-filter", type=ami_statuses,
                    help="comma-separated statuses to keep in the results file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _register_publish_ami(sub: Any) -> None:
+    p = command(sub, "publish-ami", "grant or revoke launch permissions on AMIs",
+                "Wait until every selected AMI is available, then change the snapshots' "
+                "permissions and the images'; a region whose image change fails gets its "
+                "snapshot change undone. Rewrites --ami-input with what EC2 now reports.")
+    p.add_argument("--ami-input", required=True, help="region -> AMI JSON from 'pubsys ami'")
+    p.add_argument("--regions", type=region_list, action=ExtendList,
+                   help="comma-separated regions (repeatable), each in the input (default: "
+                   "aws.regions, else every region of the input)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--grant", action="store_true", help="add the permissions")
+    g.add_argument("--revoke", action="store_true", help="remove the permissions")
+    for flag, what in (("--user-ids", "AWS account ids"),
+                       ("--group-names", "groups; 'all' means public"),
+                       ("--organization-arns", "organization ARNs"),
+                       ("--organizational-unit-arns", "OU ARNs")):
+        p.add_argument(flag, type=comma_list, action=ExtendList,
+                       help=f"comma-separated {what} (repeatable)")
+    p.add_argument("--wait-timeout", type=positive_duration, default="30 minutes",
+                   metavar="DURATION",
+                   help="how long to wait for the images to become available")
+    p.add_argument("--poll-interval", type=positive_seconds, default=2.0, metavar="SECONDS",
+                   help="first wait between status checks; grows up to 30 seconds")
 
 
 def _register_ami(sub: Any) -> None:
@@ -359,19 +374,24 @@ def run_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
 
 def run_publish_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
     from ..aws.permissions import PublishAmiOptions, run_publish_ami
+    from ..aws.waiting import WaitPolicy
 
     change = permission_change(args.grant, args.user_ids, args.group_names,
                                args.organization_arns, args.organizational_unit_arns)
-    return run_publish_ami(PublishAmiOptions(Path(args.ami_input), change, args.regions), infra)
+    poll = args.poll_interval
+    wait = WaitPolicy(delay=poll, max_delay=max(poll, 30.0),
+                      deadline=args.wait_timeout.total_seconds())
+    configured = check_configured_regions(infra.aws.regions)
+    return run_publish_ami(PublishAmiOptions(Path(args.ami_input), change, args.regions,
+                                             configured, wait), infra)
 
 
 def run_validate_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
     from ..aws.validate import ValidateAmiOptions, run_validate_ami
 
     results = Path(args.write_results_path) if args.write_results_path else None
-    keep = frozenset(args.write_results_filter) if args.write_results_filter else None
-    return run_validate_ami(ValidateAmiOptions(Path(args.expected_amis_path), results, keep,
-                                               args.json), infra)
+    return run_validate_ami(ValidateAmiOptions(Path(args.expected_amis_path), results,
+                                               args.write_results_filter, args.json), infra)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, InfraConfig], int]] = {
