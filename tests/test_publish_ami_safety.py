@@ -149,3 +149,35 @@ def test_list_flags_accumulate_when_repeated(world):
         want = [{"UserId": USER}, {"UserId": OTHER}] if region in ("us-west-2", "us-east-1") \
             else []
         assert sorted(perms, key=str) == sorted(want, key=str), region
+
+
+def test_ctrl_c_while_changing_lets_started_regions_finish_and_records_them(world):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    amis = _made(world)
+    world.moto_api("/moto-api/pubsys/faults", {"action": "ModifyImageAttribute",
+                                               "region": "us-east-2", "mode": "delay",
+                                               "seconds": 3})
+    args = [sys.executable, "-m", "pubsys.cli", "publish-ami", "--ami-input", str(world.output),
+            "--grant", "--user-ids", USER, "--poll-interval", "0.05"]
+    proc = subprocess.Popen(args, cwd=world.root, env={**os.environ, **world.env,
+                                                       "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not world.launch_permissions("us-west-2", amis["us-west-2"]["id"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # us-east-2's image change is still in flight
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    after = world.amis()  # every region that was changed is recorded, us-east-2 included
+    for region in REGIONS:
+        assert world.launch_permissions(region, amis[region]["id"]) == [{"UserId": USER}]
+        assert after[region]["launch_permissions"] == [{"userid": USER}], region

@@ -111,7 +111,9 @@ def wait_until_available(clients: AwsClients, records: dict[str, AmiRecord],
 
 
 def _apply_everywhere(clients: AwsClients, records: dict[str, AmiRecord], regions: list[str],
-                      change: PermissionChange) -> dict[str, RegionOutcome]:
+                      change: PermissionChange) -> tuple[dict[str, RegionOutcome], bool]:
+    """(region -> outcome, interrupted). On Ctrl-C the regions already being changed finish
+    (and undo what they must), the others are not started."""
     def one(region: str) -> RegionOutcome:
         outcome = apply_change(clients.client("ec2", region), region, records[region].id,
                                change)
@@ -121,8 +123,19 @@ def _apply_everywhere(clients: AwsClients, records: dict[str, AmiRecord], region
                      "public" if outcome.image.public else "private", shared or "none")
         return outcome
 
-    with ThreadPoolExecutor(max_workers=min(32, len(regions))) as ex:
-        return {o.region: o for o in ex.map(one, regions)}
+    ex = ThreadPoolExecutor(max_workers=min(32, len(regions)))
+    futures = {r: ex.submit(one, r) for r in regions}
+    interrupted = False
+    try:
+        for fut in futures.values():
+            fut.result()
+    except KeyboardInterrupt:
+        interrupted = True
+    ex.shutdown(wait=True, cancel_futures=True)
+    outcomes = {r: f.result() if f.done() and not f.cancelled()
+                else RegionOutcome(r, None, f"{r}: interrupted before any change")
+                for r, f in futures.items()}
+    return outcomes, interrupted
 
 
 def run_publish_ami(options: PublishAmiOptions, infra: InfraConfig) -> int:
@@ -134,18 +147,12 @@ def run_publish_ami(options: PublishAmiOptions, infra: InfraConfig) -> int:
     clients = AwsClients(infra.aws, sts_region=regions[0])
     unavailable = wait_until_available(clients, records, regions, options.wait)
     ready = [r for r in regions if r not in unavailable]
-    outcomes = _apply_everywhere(clients, records, ready, change) if ready else {}
+    outcomes, interrupted = (_apply_everywhere(clients, records, ready, change) if ready
+                             else ({}, False))
     outcomes.update({r: RegionOutcome(r, None, why) for r, why in unavailable.items()})
-    updated: dict[str, AmiRecord] = {}
-    for region, outcome in outcomes.items():
-        if outcome.image is not None:
-            updated[region] = dataclasses.replace(
-                records[region], public=outcome.image.public,
-                launch_permissions=outcome.image.launch_permissions)
-    if updated:
-        write_ami_json(path, {**records, **updated})
-    failed = [outcomes[r] for r in regions if outcomes[r].image is None]
-    record_failures(path, failed)
+    failed = record_outcomes(path, records, [outcomes[r] for r in regions])
+    if interrupted:
+        raise KeyboardInterrupt
     if failed:
         for outcome in failed:
             log.error("%s", outcome.error)
@@ -156,6 +163,20 @@ def run_publish_ami(options: PublishAmiOptions, infra: InfraConfig) -> int:
                        "snapshots are now")
     log.info("%d of %d images updated; %s rewritten", len(regions), len(regions), path)
     return 0
+
+
+def record_outcomes(path: Path, records: dict[str, AmiRecord], outcomes: list[RegionOutcome]
+                    ) -> list[RegionOutcome]:
+    """Rewrite the AMI JSON with the updated regions and the failures file with the others;
+    returns the failed outcomes."""
+    updated = {o.region: dataclasses.replace(records[o.region], public=o.image.public,
+                                             launch_permissions=o.image.launch_permissions)
+               for o in outcomes if o.image is not None}
+    if updated:
+        write_ami_json(path, {**records, **updated})
+    failed = [o for o in outcomes if o.image is None]
+    record_failures(path, failed)
+    return failed
 
 
 def record_failures(path: Path, failed: list[RegionOutcome]) -> None:
