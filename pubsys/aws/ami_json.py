@@ -170,6 +170,37 @@ def load_ami_json(path: str | Path) -> dict[str, AmiRecord]:
     return out
 
 
+def load_expected_amis(path: str | Path) -> dict[str, tuple[AmiRecord, ...]]:
+    """Read validate-ami's expected file: an AMI JSON whose regions may also map to a list of
+    images (as Bottlerocket's pubsys reads it), each may state `ena_support` (true or false)
+    and `sriov_net_support` (a string); UsageError naming file, region and field."""
+    data = _read(Path(path))
+    if not isinstance(data, dict) or not data:
+        raise UsageError(f"{path}: expected an object mapping regions to an AMI or a list of "
+                         'AMIs, like {"us-west-2": {"id": "ami-...", "name": "..."}}')
+    out: dict[str, tuple[AmiRecord, ...]] = {}
+    for region, value in data.items():
+        if not is_region(region):
+            raise UsageError(f"{path}: {region!r} is not a region name (like us-west-2)")
+        entries = value if isinstance(value, list) else [value]
+        if not entries or not all(isinstance(e, dict) for e in entries):
+            raise UsageError(f"{path}: region {region!r} must map to an object with 'id' and "
+                             "'name', or a non-empty list of them")
+        records = []
+        for entry in entries:
+            try:
+                record = AmiRecord.from_json(entry)
+                if not isinstance(entry.get("ena_support", True), bool):
+                    raise ValueError("'ena_support' must be true or false")
+                if not isinstance(entry.get("sriov_net_support", "simple"), str):
+                    raise ValueError("'sriov_net_support' must be a string, like \"simple\"")
+            except ValueError as e:
+                raise UsageError(f"{path}: region {region!r}: {e}") from None
+            records.append(record)
+        out[region] = tuple(records)
+    return out
+
+
 def write_ami_json(path: str | Path, records: Mapping[str, AmiRecord]) -> None:
     """Replace the file in one rename, so a crash leaves the old file or the new one."""
     write_json_atomic(path, ami_json(records))

@@ -76,12 +76,12 @@ def upload_concurrency(text: str) -> int:
 
 
 @argtype
-def ami_statuses(text: str) -> frozenset[str]:
+def ami_statuses(text: str) -> tuple[str, ...]:
     """validate-ami's statuses: 'missing,Incorrect' -> {'Missing', 'Incorrect'}."""
     from ..aws.validate import STATUSES
     from ..report import parse_statuses
 
-    return parse_statuses(text, STATUSES)
+    return tuple(sorted(parse_statuses(text, STATUSES)))
 
 
 # --- checks the handler makes (they name their flag) ----------------------------------------
@@ -226,11 +226,17 @@ def register(sub: Any) -> None:
     _register_ami(sub)
     _register_publish_ami(sub)
     p = command(sub, "validate-ami", "compare expected AMIs with what each region holds")
-    p.add_argument("--expected-amis-path", required=True, help="region -> AMI JSON")
+    p.add_argument("--expected-amis-path", required=True,
+                   help="region -> AMI (or list of AMIs) JSON")
     p.add_argument("--write-results-path", help="write the results as JSON here")
-    p.add_argument("--write-results-filter", type=ami_statuses,
-                   help="comma-separated statuses to keep in the results file")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--write-results-filter", type=ami_statuses, action=ExtendList,
+                   help="statuses to keep in the results file (repeatable; each one status "
+                   "or a comma-separated list)")
+    p.add_argument("--json", action="store_true",
+                   help="print per-region counts as JSON instead of a table")
+    p.add_argument("--report-only", action="store_true",
+                   help="exit 0 when the validation ran, whatever it found (as Bottlerocket's "
+                   "pubsys); default: exit 3 when an image is not Correct")
 
 
 def _register_publish_ami(sub: Any) -> None:
@@ -390,8 +396,9 @@ def run_validate_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
     from ..aws.validate import ValidateAmiOptions, run_validate_ami
 
     results = Path(args.write_results_path) if args.write_results_path else None
-    return run_validate_ami(ValidateAmiOptions(Path(args.expected_amis_path), results,
-                                               args.write_results_filter, args.json), infra)
+    keep = frozenset(args.write_results_filter) if args.write_results_filter else None
+    return run_validate_ami(ValidateAmiOptions(Path(args.expected_amis_path), results, keep,
+                                               args.json, args.report_only), infra)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, InfraConfig], int]] = {
