@@ -87,9 +87,9 @@ def test_tpm_imds_and_volume_type_only_when_asked(world):
 
 
 @pytest.mark.parametrize("layout,features,extra,words", [
-    ('partition-plan = "unified"', "", ["-d", "DATA"], "partition-plan' = 'unified'"),
+    ('partition-plan = "unified"', "", ["-d", "DATA"], "--data-image: "),
     ("", SECURE_BOOT, ["--no-uefi"], "--uefi-data: "),
-    ("", "", ["--tpm-support", "v2.0"], "--tpm-support needs a UEFI boot mode"),
+    ("", "", ["--tpm-support", "v2.0"], "--tpm-support: TPM support needs a UEFI boot mode"),
     ("os-image-size-gib = 1", "", ["-o", "BIG"], "does not fit the 1 GiB volume"),
     ('partition-plan = "striped"', "", [], "partition-plan' must be one of"),
 ])
@@ -109,6 +109,8 @@ def test_what_the_manifest_forbids_exits_2_before_any_upload(world, layout, feat
     result = world.pubsys(*args)
     assert result.returncode == 2, str(result)
     assert words in result.stderr and str(manifest) in result.stderr
+    if "DATA" in extra:
+        assert "partition-plan' is 'unified'" in result.stderr
     assert world.own_snapshots("us-west-2") == [] and world.own_images("us-west-2") == []
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 from ..fsutil import write_json_atomic
 
 # AWS's image ids: "ami-" and 8 hex digits (older images) or 17 (since 2016).
@@ -59,6 +59,16 @@ def parse_regions(text: str) -> tuple[str, ...]:
     if not out:
         raise ValueError("no regions given")
     return tuple(out)
+
+
+def check_configured_regions(regions: tuple[str, ...]) -> tuple[str, ...]:
+    """Infra.toml's aws.regions when a command uses them: each a region name (they name
+    endpoints and AMI JSON keys); ConfigError naming the key otherwise."""
+    for region in regions:
+        if not is_region(region):
+            raise ConfigError(f"'aws.regions' has {region!r}, which is not a region name "
+                              "(like us-west-2)")
+    return regions
 
 
 @dataclass(frozen=True, order=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import InfraConfig
-from ..errors import ConfigError, UsageError
+from ..errors import UsageError
 from .common import (
     ExtendList,
     argtype,
@@ -113,6 +113,8 @@ def plan_regions(regions_flag: tuple[str, ...] | str | None,
                  copy_flag: tuple[str, ...] | str | None, configured: tuple[str, ...],
                  default: Callable[[], str]) -> tuple[str, tuple[str, ...]]:
     """(base region, copy regions) from the flags, Infra.toml's aws.regions, or the default."""
+    from ..aws.ami_json import check_configured_regions
+
     regions = _regions(regions_flag, "--regions")
     if not regions:
         check_configured_regions(configured)  # used only without --regions
@@ -127,17 +129,6 @@ def plan_regions(regions_flag: tuple[str, ...] | str | None,
     if listed:
         return listed[0], tuple(dict.fromkeys(r for r in listed[1:] if r != listed[0]))
     return default(), ()
-
-
-def check_configured_regions(configured: tuple[str, ...]) -> tuple[str, ...]:
-    """Infra.toml's aws.regions, each a region name (they name endpoints and AMI JSON keys)."""
-    from ..aws.ami_json import is_region
-
-    for region in configured:
-        if not is_region(region):
-            raise ConfigError(f"'aws.regions' has {region!r}, which is not a region name "
-                              "(like us-west-2)")
-    return configured
 
 
 def parse_deprecate_in(text: str) -> timedelta:
@@ -359,17 +350,14 @@ def registration(args: argparse.Namespace) -> Registration:
     if uefi and not manifest.uefi_secure_boot:
         log.info("--uefi-data: not registered, %s does not turn on uefi-secure-boot",
                  manifest.path)
-    if args.tpm_support and not manifest.uefi_secure_boot:
-        raise UsageError(f"--tpm-support needs a UEFI boot mode, which an AMI gets only when "
-                         f"its variant turns on '{TABLE}.image-features.uefi-secure-boot'; "
-                         f"{manifest.path} does not")
-    if args.data_image and not manifest.layout.split:
-        raise UsageError(f"--data-image: {manifest.path} has '{TABLE}.image-layout."
-                         f"partition-plan' = '{manifest.layout.partition_plan}' (OS and data "
-                         "share one volume); drop --data-image or use a 'split' variant")
-    return plan_registration(manifest, data_image=args.data_image, uefi_data=uefi,
-                             volume_type=args.volume_type, tpm_support=args.tpm_support,
-                             imds_support=args.imds_support)
+    try:
+        return plan_registration(manifest, data_image=args.data_image, uefi_data=uefi,
+                                 volume_type=args.volume_type, tpm_support=args.tpm_support,
+                                 imds_support=args.imds_support)
+    except UsageError as e:  # what is left to refuse: a data image or TPM the variant forbids
+        flag = "--data-image" if args.data_image and not manifest.layout.split else \
+            "--tpm-support"
+        raise UsageError(f"{flag}: {e}") from None
 
 
 def run_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
@@ -387,6 +375,8 @@ def run_publish_ami(args: argparse.Namespace, infra: InfraConfig) -> int:
     poll = args.poll_interval
     wait = WaitPolicy(delay=poll, max_delay=max(poll, 30.0),
                       deadline=args.wait_timeout.total_seconds())
+    from ..aws.ami_json import check_configured_regions
+
     configured = check_configured_regions(infra.aws.regions)
     return run_publish_ami(PublishAmiOptions(Path(args.ami_input), change, args.regions,
                                              configured, wait), infra)
