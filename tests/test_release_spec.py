@@ -117,6 +117,7 @@ variants:
       root: images/aws-dev-x86_64/aws-dev-x86_64-root.img
       hash: images/aws-dev-x86_64/aws-dev-x86_64-hash.img
       os_image: images/aws-dev-x86_64/aws-dev-x86_64-os.img
+      variant_manifest: variants/aws-k8s-1.31/Cargo.toml
 """
 
 
@@ -248,7 +249,7 @@ def test_merge_keys_and_anchors_share_images_between_arches(sample):
 def test_the_same_arch_under_two_names_is_refused(sample):
     text = MINIMAL.replace("    x86_64:\n", "    x86_64: &x86\n") + "    amd64:\n      <<: *x86\n"
     path = write(sample, "same-arch", text)
-    with pytest.raises(ReleaseFileError, match=rf"^{path}:19: 'variants.aws-dev.amd64' repeats "
+    with pytest.raises(ReleaseFileError, match=rf"^{path}:20: 'variants.aws-dev.amd64' repeats "
                        "aws-dev/x86_64"):
         load_release(path)
 
@@ -277,3 +278,28 @@ def test_uefi_data_must_be_base64(sample):
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "uefi_data" in ln)
     assert str(err.value).startswith(f"{path}:{line}: 'variants.aws-dev.x86_64.uefi_data'")
     assert "not base64" in str(err.value)
+
+
+def test_the_variant_manifest_decides_the_registration(sample):
+    secure = MINIMAL.replace("variants/aws-k8s-1.31/Cargo.toml", "variants/aws-dev/Cargo.toml")
+    path = write(sample, "secure-boot", secure)
+    with pytest.raises(ReleaseFileError) as err:  # secure boot needs the UEFI variable store
+        load_release(path)
+    line = next(i for i, ln in enumerate(secure.splitlines(), 1) if "variant_manifest" in ln)
+    assert str(err.value).startswith(
+        f"{path}:{line}: 'variants.aws-dev.x86_64.variant_manifest'"), err.value
+    assert "uefi-secure-boot" in str(err.value)
+    with_store = secure.replace(
+        "      variant_manifest:",
+        "      uefi_data: images/aws-dev-x86_64/uefi-data.b64\n      variant_manifest:")
+    spec = load_release(write(sample, "secure-boot-ok", with_store))
+    assert spec.amis.volume_type == "gp2" and spec.amis.tpm_support is None
+
+
+def test_ami_volume_type_is_gp2_or_gp3(sample):
+    text = MINIMAL.replace("  regions: [us", "  volume_type: io2\n  regions: [us", 1)
+    with pytest.raises(ReleaseFileError, match=r":7: 'amis.volume_type' 'io2' is not one of "
+                       "gp2, gp3"):
+        load_release(write(sample, "volume-type", text))
+    spec = load_release(write(sample, "gp3", text.replace("io2", "gp3")))
+    assert spec.amis.volume_type == "gp3"

@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..aws.ami_json import launch_permissions_from_ec2
+from ..aws.ami_rules import IMAGES_TAG, REGISTRATION_TAG, provenance_tags
 from ..aws.clients import AwsClients
 from ..aws.errors import describe_error
 from ..aws.images import snapshot_ids
@@ -35,15 +36,18 @@ from ..errors import PubsysError
 from ..ssm.store import ParameterStore
 from .observe_repo import observe_repo
 from .plan import SsmRenderer
-from .spec import BuildKey, BuildSpec, LaunchPermission, ReleaseSpec
+from .registration import registration_for
+from .spec import AmiSpec, BuildKey, BuildSpec, LaunchPermission, ReleaseSpec
 from .state import BuildState, LocalFile, ObservedImage, ObservedState, RegionState
 
 log = logging.getLogger(__name__)
 
-# The tag `pubsys ami` puts on the snapshots it uploads (with the volume, "os" or "data"),
-# and the one that records which images an AMI was made from.
+# The tag `pubsys ami` puts on the snapshots it uploads (with the volume, "os" or "data").
 VOLUME_TAG = "pubsys:volume"
-DIGEST_TAG = "pubsys:images-sha256"
+PROVENANCE = (IMAGES_TAG, REGISTRATION_TAG)  # what an AMI says it was made from
+# EC2 lists an image's snapshots only once it is available: while one of the AMI's name is
+# in another state, no snapshot tagged for it can be called an orphan.
+SNAPSHOTS_KNOWN = ("available", "failed", "error", "invalid", "deregistered")
 HASH_BUF = 1 << 20
 WORKERS = 8
 
@@ -78,7 +82,7 @@ class Observer:
                 b.key, {r: states[b.key] for r, states in by_region.items()},
                 published.get(b.key),
                 {role: hashed[p] for role, p in b.inputs().items()},
-                image_digest(b, hashed))
+                image_digest(b, spec.amis, hashed) if spec.amis else None)
         config = {field: hashed[p] for field, p in spec.config_files().items()}
         return ObservedState(builds, config)
 
@@ -115,21 +119,16 @@ class Observer:
         """(build -> its images, build -> orphan snapshots) in `region`."""
         ec2 = self.clients.client("ec2", region)
         names = self.names()
+        images = describe_named_images(ec2, list(names))
         found: dict[BuildKey, list[ObservedImage]] = {}
-        used: set[str] = set()
-        for page in ec2.get_paginator("describe_images").paginate(
-                Owners=["self"], Filters=[{"Name": "name", "Values": sorted(names)}]):
-            for image in page.get("Images", []):
-                used.update(snapshot_ids(image))
-                build = names.get(image.get("Name", ""))
-                if build is None or image.get("Architecture") not in (None, build.key.ec2_arch):
-                    continue
+        for image in images:
+            build = names.get(image.get("Name", ""))
+            if build is not None and image.get("Architecture") in (None, build.key.ec2_arch):
                 found.setdefault(build.key, []).append(observe_image(ec2, image))
         orphans: dict[BuildKey, list[str]] = {}
-        for snap in find_tagged_snapshots(ec2, list(names)):
-            name = _tag(snap, "Name")
-            if snap["SnapshotId"] not in used and name in names:
-                orphans.setdefault(names[name].key, []).append(snap["SnapshotId"])
+        for name, ids in orphan_snapshots(images, find_tagged_snapshots(ec2, list(names))
+                                          ).items():
+            orphans[names[name].key] = ids
         return found, orphans
 
     def ssm_in(self, region: str) -> dict[BuildKey, dict[str, str | None]]:
@@ -152,7 +151,38 @@ def observe_image(ec2: Any, image: dict[str, Any]) -> ObservedImage:
     if image.get("Public"):
         lps |= {LaunchPermission("group", "all")}
     return ObservedImage(image_id, image.get("State", "pending"), tuple(snapshot_ids(image)),
-                         lps, _tag(image, DIGEST_TAG))
+                         lps, provenance_text({k: v for k in PROVENANCE
+                                               if (v := _tag(image, k)) is not None}))
+
+
+def provenance_text(tags: Mapping[str, str]) -> str:
+    """An AMI's provenance tags as one comparable string ("untagged" without any)."""
+    return "; ".join(f"{k}={tags[k]}" for k in PROVENANCE if k in tags) or "untagged"
+
+
+def describe_named_images(ec2: Any, names: list[str]) -> list[dict[str, Any]]:
+    """The account's images with any of these names, in any state."""
+    out = []
+    for page in ec2.get_paginator("describe_images").paginate(
+            Owners=["self"], Filters=[{"Name": "name", "Values": sorted(names)}]):
+        out.extend(page.get("Images", []))
+    return out
+
+
+def orphan_snapshots(images: list[dict[str, Any]], snapshots: list[dict[str, Any]]
+                     ) -> dict[str, list[str]]:
+    """AMI name -> the snapshots tagged for it that no image of the name uses (pure).
+
+    While an image of the name is pending, its snapshots are not listed yet, so none of
+    that name's snapshots counts as an orphan."""
+    used = {sid for image in images for sid in snapshot_ids(image)}
+    unsure = {i.get("Name") for i in images if i.get("State") not in SNAPSHOTS_KNOWN}
+    out: dict[str, list[str]] = {}
+    for snap in snapshots:
+        name = _tag(snap, "Name")
+        if name is not None and name not in unsure and snap["SnapshotId"] not in used:
+            out.setdefault(name, []).append(snap["SnapshotId"])
+    return out
 
 
 def find_tagged_snapshots(ec2: Any, names: list[str]) -> list[dict[str, Any]]:
@@ -192,12 +222,12 @@ def hash_file(path: Path) -> LocalFile:
     return LocalFile(length, h.hexdigest())
 
 
-def image_digest(build: BuildSpec, hashed: Mapping[Path, LocalFile]) -> str | None:
-    """What an AMI made from this build's images is tagged with (DIGEST_TAG): the sha256
-    of the OS and data images' digests, so another image of the same name is told apart."""
+def image_digest(build: BuildSpec, amis: AmiSpec, hashed: Mapping[Path, LocalFile]
+                 ) -> str | None:
+    """The provenance `ami` tags an AMI of this build with (its images' sha256 and its
+    registration), so an image of the same name made otherwise is told apart."""
     if build.os_image is None:
         return None
-    parts = [hashed[build.os_image].sha256]
-    if build.data_image is not None:
-        parts.append(hashed[build.data_image].sha256)
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    data = hashed[build.data_image].sha256 if build.data_image is not None else None
+    tags = provenance_tags(registration_for(build, amis), hashed[build.os_image].sha256, data)
+    return provenance_text(tags)

@@ -91,9 +91,13 @@ class _BuildPlanner:
         image = rs.image
         digest = self.state.image_digest
         if image and image.source_digest and digest and image.source_digest != digest:
-            self.problem(region, f"AMI {image.image_id} named {name!r} was made from other "
-                                 "images than this release's; deregister it or change the "
-                                 "version")
+            how = ("carries no pubsys provenance tags, so nothing shows it holds this "
+                   "release's images" if image.source_digest == "untagged" else
+                   "was made from other images (or another registration) than this "
+                   "release's")
+            self.problem(region, f"AMI {image.image_id} named {name!r} {how}; deregister it "
+                                 "or change the version ('pubsys ami' names the tags that "
+                                 "adopt it, if it does hold exactly these images)")
             self.blocked.add(region)
             return None, False
         return image, True

@@ -14,6 +14,9 @@
       name: "{variant}-{arch}-v{version}"
       regions: [us-west-2, us-east-1]      # the first is the base; or base_region + copy_regions
       launch_permissions: {user_ids: ["111122223333"], group_names: [all]}
+      volume_type: gp2                     # optional: gp2 (default, as Bottlerocket) or gp3
+      tpm_support: v2.0                    # optional, for UEFI Secure Boot variants
+      imds_support: v2.0                   # optional: instances require IMDSv2
     ssm:                         # optional, needs amis
       templates: policies/ssm.toml
       regions: [us-west-2]                 # optional subset of the AMI regions
@@ -22,6 +25,7 @@
       aws-dev:
         x86_64: {boot: ..., root: ..., hash: ..., os_image: ..., data_image: ...,
                  variant_manifest: Cargo.toml, uefi_data: ...}
+                 # boot, root, hash with a repo; os_image and variant_manifest with amis
 
 Relative paths resolve against the release file's directory, so a fresh checkout anywhere
 reads the same release. Every error names the file, the field and its line.
@@ -35,7 +39,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import PolicyError
+from ..aws.ami_rules import IMDS_SUPPORT, MAX_UEFI_DATA, TPM_SUPPORT, VOLUME_TYPES
+from ..errors import PolicyError, PubsysError
 from ..policy import load_expiration_policy, load_release_config, load_wave_policy, repo_arch
 from ..timespec import parse_rfc3339
 from ..version import Version
@@ -82,8 +87,7 @@ def load_release(path: str | Path) -> ReleaseSpec:
         if amis is None:
             raise fields["ssm"].error("needs an 'amis' section: parameters name the AMIs")
         ssm = _ssm(fields["ssm"], base, amis)
-    builds = _builds(fields["variants"], base, needs_repo=repo is not None,
-                     needs_amis=amis is not None)
+    builds = _builds(fields["variants"], base, needs_repo=repo is not None, amis=amis)
     return ReleaseSpec(source, base, version, builds, repo, amis, ssm, dict(top.lines))
 
 
@@ -166,7 +170,8 @@ def _regions(field: Field) -> tuple[str, ...]:
 
 def _amis(field: Field) -> AmiSpec:
     f = field.mapping(optional=("name", "description", "regions", "base_region",
-                                "copy_regions", "launch_permissions"))
+                                "copy_regions", "launch_permissions", "volume_type",
+                                "tpm_support", "imds_support"))
     if "regions" in f:
         for other in ("base_region", "copy_regions"):
             if other in f:
@@ -188,7 +193,19 @@ def _amis(field: Field) -> AmiSpec:
         if len(_render(f["description"], description)) > 255:
             raise f["description"].error("is longer than the 255 characters AWS allows")
     perms = _permissions(f["launch_permissions"]) if "launch_permissions" in f else frozenset()
-    return AmiSpec(name, description, base, copies, perms)
+    return AmiSpec(name, description, base, copies, perms,
+                   _choice(f, "volume_type", VOLUME_TYPES) or "gp2",
+                   _choice(f, "tpm_support", TPM_SUPPORT),
+                   _choice(f, "imds_support", IMDS_SUPPORT))
+
+
+def _choice(f: dict[str, Field], key: str, choices: tuple[str, ...]) -> str | None:
+    if key not in f:
+        return None
+    value = f[key].text()
+    if value not in choices:
+        raise f[key].error(f"{value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def _render(field: Field, template: str) -> str:
@@ -243,7 +260,7 @@ def _ssm(field: Field, base: Path, amis: AmiSpec) -> SsmSpec:
                                          if "allow_private_images" in f else False))
 
 
-def _builds(field: Field, base: Path, *, needs_repo: bool, needs_amis: bool
+def _builds(field: Field, base: Path, *, needs_repo: bool, amis: AmiSpec | None
             ) -> tuple[BuildSpec, ...]:
     builds: dict[BuildKey, BuildSpec] = {}
     for variant_name, variant in field.entries():
@@ -260,7 +277,7 @@ def _builds(field: Field, base: Path, *, needs_repo: bool, needs_amis: bool
             if key in builds:
                 raise entry.error(f"repeats {key} (x86_64/amd64 and aarch64/arm64 are "
                                   "the same arch)")
-            builds[key] = _build(entry, key, base, needs_repo, needs_amis)
+            builds[key] = _build(entry, key, base, needs_repo, amis)
     if not builds:
         raise field.error("lists no variant; expected at least one variant and arch")
     return tuple(builds.values())
@@ -272,23 +289,37 @@ def _variant(name: str, field: Field) -> None:
                           "and '-', starting with a letter or digit")
 
 
-def _build(field: Field, key: BuildKey, base: Path, needs_repo: bool, needs_amis: bool
+def _build(field: Field, key: BuildKey, base: Path, needs_repo: bool, amis: AmiSpec | None
            ) -> BuildSpec:
     repo_images = ("boot", "root", "hash")
-    required = (repo_images if needs_repo else ()) + (("os_image",) if needs_amis else ())
+    required = ((repo_images if needs_repo else ())
+                + (("os_image", "variant_manifest") if amis else ()))
     optional = tuple(r for r in (*repo_images, "os_image", "data_image", "variant_manifest",
                                  "uefi_data") if r not in required)
     f = field.mapping(required=required, optional=optional)
     paths = {role: _path(item, base) for role, item in f.items()}
     if "uefi_data" in paths:
         _uefi_data(f["uefi_data"], paths["uefi_data"])
-    return BuildSpec(key, **paths)
+    build = BuildSpec(key, **paths)
+    if amis is not None:
+        _registration(f, build, amis)
+    return build
+
+
+def _registration(f: dict[str, Field], build: BuildSpec, amis: AmiSpec) -> None:
+    """The variant manifest, images and UEFI data must make a registration `ami` accepts."""
+    from .registration import registration_for
+
+    try:
+        registration_for(build, amis)
+    except PubsysError as e:
+        field = f["uefi_data"] if "uefi_data" in f and "UEFI" in str(e) else \
+            f["variant_manifest"]
+        raise field.error(str(e)) from None
 
 
 def _uefi_data(field: Field, path: Path) -> None:
     """The UEFI variable store must be base64 text AWS accepts (`ami` reads it so)."""
-    from ..aws.ami_rules import MAX_UEFI_DATA
-
     try:
         text = "".join(path.read_text(encoding="ascii").split())
         base64.b64decode(text, validate=True)

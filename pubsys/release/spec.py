@@ -93,6 +93,9 @@ class AmiSpec:
     base_region: str
     copy_regions: tuple[str, ...]
     launch_permissions: frozenset[LaunchPermission]
+    volume_type: str = "gp2"  # as `ami --volume-type` (Bottlerocket's pubsys registers gp2)
+    tpm_support: str | None = None  # v2.0, with UEFI Secure Boot variants only
+    imds_support: str | None = None  # v2.0: instances require IMDSv2
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -183,7 +186,9 @@ def _spec_dict(spec: ReleaseSpec) -> dict[str, Any]:
         out["amis"] = {"name": a.name, "description": a.description,
                        "base_region": a.base_region, "copy_regions": list(a.copy_regions),
                        "launch_permissions": [[p.kind, p.value]
-                                              for p in sorted(a.launch_permissions)]}
+                                              for p in sorted(a.launch_permissions)],
+                       "volume_type": a.volume_type, "tpm_support": a.tpm_support,
+                       "imds_support": a.imds_support}
     if spec.ssm:
         s = spec.ssm
         out["ssm"] = {"templates": rel(s.templates), "regions": list(s.regions),

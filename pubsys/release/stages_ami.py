@@ -25,12 +25,13 @@ from ..aws.ami_copy import copy_to_region, grant_copy_accounts
 from ..aws.ami_job import AmiJob
 from ..aws.ami_register import ensure_base_image
 from ..aws.ami_rules import AmiOptions
-from ..aws.images import find_image, observe_image, snapshot_ids
+from ..aws.images import find_image, observe_image
 from ..aws.permissions import PermissionChange, apply_change
 from ..aws.validate import compare
 from ..errors import AwsError, PubsysError, ValidationFailed
 from .context import ReleaseContext
-from .observe import find_tagged_snapshots
+from .observe import describe_named_images, find_tagged_snapshots, orphan_snapshots
+from .registration import registration_for
 from .spec import BuildSpec
 from .state import ObservedImage
 
@@ -44,18 +45,9 @@ def ami_options(ctx: ReleaseContext, build: BuildSpec) -> AmiOptions:
     return AmiOptions(
         name=amis.image_name(key, version), arch=key.ec2_arch,
         description=amis.image_description(key, version), os_image=build.os_image,
-        data_image=build.data_image, uefi_data=read_uefi_data(build),
-        base_region=amis.base_region, copy_regions=amis.copy_regions,
-        output=ctx.workdir / f"{key.variant}-{key.arch}.amis.json",
+        data_image=build.data_image, registration=registration_for(build, amis),
+        base_region=amis.base_region, copy_regions=amis.copy_regions, output=None,
         upload=ctx.upload, wait=ctx.wait)
-
-
-def read_uefi_data(build: BuildSpec) -> str | None:
-    """The base64 UEFI variable store (checked when the release file was read)."""
-    if build.uefi_data is None:
-        return None
-    text = "".join(build.uefi_data.read_text(encoding="ascii").split())
-    return text or None
 
 
 class AmiStages:
@@ -84,13 +76,9 @@ class AmiStages:
     def delete_orphans(self, region: str) -> None:
         """Snapshots tagged for this AMI that no image uses: an interrupted upload's."""
         ec2 = self.job.ec2(region)
-        used: set[str] = set()
-        for page in ec2.get_paginator("describe_images").paginate(
-                Owners=["self"], Filters=[{"Name": "name", "Values": [self.name]}]):
-            for image in page.get("Images", []):
-                used.update(snapshot_ids(image))
-        orphans = [s["SnapshotId"] for s in find_tagged_snapshots(ec2, [self.name])
-                   if s["SnapshotId"] not in used]
+        images = describe_named_images(ec2, [self.name])
+        orphans = orphan_snapshots(images, find_tagged_snapshots(ec2, [self.name])
+                                   ).get(self.name, [])
         if orphans:
             log.info("%s: deleting %d snapshot(s) an interrupted upload of %r left: %s",
                      region, len(orphans), self.name, ", ".join(orphans))
