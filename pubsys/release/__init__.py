@@ -10,5 +10,10 @@ The pieces, each usable without the others:
   region;
 - `lease`: one release at a time per repo bucket, through an S3 conditional write;
 - `progress`: a live variant/arch x stage table (or one JSON event per line) for apply.
-Observation and apply (the I/O that calls the commands' own code) come on top of these.
+On top of these, the I/O:
+- `observe` / `observe_repo`: what exists, read from AWS and the published repo;
+- `stages_ami`, `stages_ssm`, `stages_repo` (chosen per stage by `runner`): each stage by the
+  commands' own code; `execute` runs a plan's stages in dependency order, pairs in parallel;
+- `commands` (`release plan`, `release validate`) and `apply` (`release apply`, under the
+  lease); `context` holds what one run shares; `outputs` writes AMI and SSM JSON.
 """
