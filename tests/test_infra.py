@@ -250,6 +250,12 @@ def test_release_role_policies_cover_the_pipeline_and_nothing_else(stack):
     preview = stack.outputs["buckets"]["preview"]["bucket_name"]
     assert buckets[1]["Resource"] == sorted([f"arn:aws:s3:::{preview}/*",
                                              "arn:aws:s3:::pubsys-test-updates/updates/*"])
+    # release apply deletes its lease when it is done, and may delete nothing else
+    assert buckets[2]["Action"] == "s3:DeleteObject" or buckets[2]["Action"] == [
+        "s3:DeleteObject"]
+    assert buckets[2]["Resource"] == sorted([
+        f"arn:aws:s3:::{preview}/.pubsys/release-lease.json",
+        "arn:aws:s3:::pubsys-test-updates/updates/.pubsys/release-lease.json"])
     [ssm] = _statements(policies[f"{RELEASE}-ssm"])
     assert all(":parameter/pubsys-test" in arn for arn in ssm["Resource"])
     assert {arn.split(":")[3] for arn in ssm["Resource"]} == {

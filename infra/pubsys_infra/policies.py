@@ -29,6 +29,8 @@ STS_AUDIENCE = "sts.amazonaws.com"
 # What each pubsys command calls, grouped by what it acts on.
 REPO_LIST = ("s3:ListBucket",)  # publish-repo lists what the bucket already holds
 REPO_OBJECTS = ("s3:GetObject", "s3:PutObject")  # publish-repo reads back and uploads
+LEASE_RELEASE = ("s3:DeleteObject",)  # release apply gives its lease back (only that object)
+LEASE_OBJECT = ".pubsys/release-lease.json"  # pubsys.release.lease.LEASE_NAME
 KMS_SIGN = ("kms:GetPublicKey", "kms:Sign")  # repo, refresh-repo (and setup for root keys)
 SNAPSHOT_UPLOAD = ("ebs:CompleteSnapshot", "ebs:PutSnapshotBlock", "ebs:StartSnapshot")  # ami
 REGISTER = (  # these act on an image and its snapshots at once
@@ -83,6 +85,11 @@ class BucketGrant:
     @property
     def objects_arn(self) -> str:
         return f"{self.arn}/{self.prefix}/*" if self.prefix else f"{self.arn}/*"
+
+    @property
+    def lease_arn(self) -> str:
+        return f"{self.arn}/{self.prefix}/{LEASE_OBJECT}" if self.prefix \
+            else f"{self.arn}/{LEASE_OBJECT}"
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ def repo_bucket_policy(grants: Sequence[BucketGrant]) -> dict:
     return document(
         _allow("ListRepoBuckets", REPO_LIST, [g.arn for g in grants]),
         _allow("ReadWriteRepoObjects", REPO_OBJECTS, [g.objects_arn for g in grants]),
+        _allow("ReleaseTheReleaseLease", LEASE_RELEASE, [g.lease_arn for g in grants]),
     )
 
 
