@@ -8,12 +8,12 @@ import hashlib
 import os
 import subprocess
 import sys
-import tomllib
 from importlib import import_module
 from pathlib import Path
 
 import pytest
 
+from pubsys.config_files import read_toml
 from tests.conftest import ROOT, Result
 
 
@@ -47,7 +47,7 @@ def pin(directory: Path, root: Path, url: str | None = None) -> Path:
 
 
 def test_console_script_is_declared_and_is_this_main():
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = read_toml(ROOT / "pyproject.toml", ValueError)["project"]["scripts"]
     module, _, name = scripts["pubsys-setup"].partition(":")
     from pubsys.cli import setup_main
 
