@@ -17,7 +17,8 @@ the gaps are filled here, in the moto server process (`devtools/moto_server.py` 
   source's EBS blocks), applies TagSpecifications / CopyImageTags, honours ClientToken, and
   works across accounts only when the source image and its snapshots were shared with the
   copying account (launch permission and createVolumePermission), as AWS requires.
-- Images start `pending` and become `available` through moto's state manager, model
+- Images start `pending` (described without snapshot ids, as AWS describes them until they
+  are available) and become `available` through moto's state manager, model
   `ec2::image` (default: immediately; tests set e.g. {"progression": "manual", "times": 3}
   with POST /moto-api/state-manager/set-transition). Snapshots completed through the EBS
   direct APIs use model `ebs::snapshot` the same way.
@@ -26,10 +27,15 @@ the gaps are filled here, in the moto server process (`devtools/moto_server.py` 
 - GetImageBlockPublicAccessState / Enable- / DisableImageBlockPublicAccess (per account and
   region, default `unblocked`) and Enable- / DisableImageDeprecation (DeprecationTime, rounded
   to the minute as AWS does) exist.
+- GetSnapshotBlockPublicAccessState / Enable- / DisableSnapshotBlockPublicAccess (per account
+  and region, default `unblocked`; `block-new-sharing` or `block-all-sharing`), and
+  ModifySnapshotAttribute refuses to add group `all` while either is on, as AWS does.
 - Fault injection for tests: POST /moto-api/pubsys/faults with
-  {"action": "CopyImage", "region": "us-east-2", "mode": "failed" | "error", "message": "..."}
-  makes copies into that region fail (`failed`: the image goes to state failed with a
-  StateReason, as a failed AWS copy does; `error`: the CopyImage call itself is refused).
+  {"action": ACTION, "region": "us-east-2", "mode": MODE, "message": "...", "seconds": S,
+   "skip": N}. Modes: for CopyImage, `failed` (the copy goes to state failed with a
+  StateReason, as a failed AWS copy does); for CopyImage, ModifyImageAttribute and
+  ModifySnapshotAttribute, `error` (the call is refused); for CopyImage and DescribeImages,
+  `delay` (the answer comes after S seconds). `skip` lets the first N matching calls through.
   DELETE clears all faults; a moto reset clears them too.
 """
 
@@ -40,6 +46,7 @@ import binascii
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -51,7 +58,8 @@ SNAPSHOT_MODEL = "ebs::snapshot"
 FAULTS_PATH = "{0}/moto-api/pubsys/faults$"
 
 _lock = threading.RLock()
-_faults: dict[tuple[str, str], dict[str, str]] = {}
+_faults: dict[tuple[str, str], dict[str, Any]] = {}
+FAULT_MODES = ("failed", "error", "delay")
 _undo: list[Callable[[], None]] = []
 
 
@@ -101,11 +109,13 @@ def installed() -> Iterator[None]:
 # --- faults ----------------------------------------------------------------------------
 
 
-def set_fault(action: str, region: str, mode: str, message: str = "injected failure") -> None:
-    if mode not in ("failed", "error"):
-        raise ValueError(f"fault mode must be 'failed' or 'error', got {mode!r}")
+def set_fault(action: str, region: str, mode: str, message: str = "injected failure",
+              seconds: float = 0.0, skip: int = 0) -> None:
+    if mode not in FAULT_MODES:
+        raise ValueError(f"fault mode must be one of {', '.join(FAULT_MODES)}, got {mode!r}")
     with _lock:
-        _faults[(action, region)] = {"mode": mode, "message": message}
+        _faults[(action, region)] = {"mode": mode, "message": message,
+                                     "seconds": float(seconds), "skip": int(skip)}
 
 
 def clear_faults() -> None:
@@ -113,9 +123,27 @@ def clear_faults() -> None:
         _faults.clear()
 
 
-def _fault(action: str, region: str) -> dict[str, str] | None:
+def _fault(action: str, region: str) -> dict[str, Any] | None:
+    """The fault for this call, if one is set and its skipped calls are used up."""
     with _lock:
-        return _faults.get((action, region))
+        fault = _faults.get((action, region))
+        if fault is None:
+            return None
+        if fault["skip"] > 0:
+            fault["skip"] -= 1
+            return None
+        return fault
+
+
+def _delay_or_refuse(action: str, region: str) -> None:
+    """Apply a `delay` or `error` fault set for this action and region."""
+    fault = _fault(action, region)
+    if fault is None:
+        return
+    if fault["mode"] == "delay":
+        time.sleep(fault["seconds"])
+    elif fault["mode"] == "error":
+        raise _err("InvalidRequest", f"{action} in {region}: {fault['message']}")
 
 
 def _faults_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dict, str]:
@@ -123,7 +151,8 @@ def _faults_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, di
         try:
             body = json.loads(request.get_data() or b"{}")
             set_fault(body["action"], body["region"], body.get("mode", "failed"),
-                      body.get("message", "injected failure"))
+                      body.get("message", "injected failure"), body.get("seconds", 0.0),
+                      body.get("skip", 0))
         except (KeyError, ValueError, TypeError) as e:
             return 400, {}, json.dumps({"error": f"bad fault: {e}"})
         return 200, {}, json.dumps({"status": "ok"})
@@ -348,10 +377,12 @@ def _copy_image(self: Any) -> Any:
     backend, account, region = self.ec2_backend, self.current_account, self.region
     token = p("ClientToken")
     tokens = backend.__dict__.setdefault("_ext_copy_tokens", {})
+    fault = _fault("CopyImage", region)
+    if fault and fault["mode"] == "delay":
+        time.sleep(fault["seconds"])
     with _lock:
         if token and tokens.get(token) in backend.amis:
             return ActionResult({"ImageId": tokens[token]})
-        fault = _fault("CopyImage", region)
         if fault and fault["mode"] == "error":
             raise _err("InvalidRequest", f"CopyImage into {region}: {fault['message']}")
         src_region, src_id = p("SourceRegion"), p("SourceImageId")
@@ -486,6 +517,7 @@ def _adds_public(self: Any) -> bool:
 
 def _wrap_modify_image_attribute(original: Callable) -> Callable:
     def modify_image_attribute(self: Any) -> Any:
+        _delay_or_refuse("ModifyImageAttribute", self.region)
         if _adds_public(self) and _bpa_state(self.ec2_backend) != "unblocked":
             raise _err("OperationNotPermitted",
                        "The image cannot be made public: image block public access is "
@@ -493,6 +525,54 @@ def _wrap_modify_image_attribute(original: Callable) -> Callable:
         return original(self)
 
     return modify_image_attribute
+
+
+def _snapshot_bpa_state(backend: Any) -> str:
+    return backend.__dict__.get("_ext_snapshot_bpa", "unblocked")
+
+
+_SNAPSHOT_BPA_STATES = ("block-all-sharing", "block-new-sharing")
+
+
+def _wrap_modify_snapshot_attribute(original: Callable) -> Callable:
+    def modify_snapshot_attribute(self: Any) -> Any:
+        _delay_or_refuse("ModifySnapshotAttribute", self.region)
+        adds_all = (self._get_param("OperationType") == "add"
+                    and "all" in (self._get_param("GroupNames", []) or []))
+        if adds_all and _snapshot_bpa_state(self.ec2_backend) != "unblocked":
+            raise _err("OperationNotPermitted",
+                       "The snapshot cannot be shared publicly: snapshot block public access "
+                       f"is enabled for account {self.current_account} in {self.region}")
+        return original(self)
+
+    return modify_snapshot_attribute
+
+
+def _get_snapshot_block_public_access_state(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    self.error_on_dryrun()
+    return ActionResult({"State": _snapshot_bpa_state(self.ec2_backend),
+                         "ManagedBy": "account"})
+
+
+def _enable_snapshot_block_public_access(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    self.error_on_dryrun()
+    state = self._get_param("State")
+    if state not in _SNAPSHOT_BPA_STATES:
+        raise _err("InvalidParameterValue", f"Invalid value '{state}' for State")
+    self.ec2_backend._ext_snapshot_bpa = state
+    return ActionResult({"State": state})
+
+
+def _disable_snapshot_block_public_access(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    self.error_on_dryrun()
+    self.ec2_backend._ext_snapshot_bpa = "unblocked"
+    return ActionResult({"State": "unblocked"})
 
 
 def _get_image_block_public_access_state(self: Any) -> Any:
@@ -550,10 +630,11 @@ def _disable_image_deprecation(self: Any) -> Any:
     return ActionResult({"Return": True})
 
 
-def _wrap_describe(original: Callable, attr: str) -> Callable:
+def _wrap_describe(original: Callable, attr: str, action: str) -> Callable:
     """Every Describe call moves managed states along (moto's 'manual' progression)."""
 
     def describe(self: Any) -> Any:
+        _delay_or_refuse(action, self.region)
         result = original(self)
         _advance(getattr(result, "result", None) and result.result.get(attr))
         return result
@@ -595,8 +676,15 @@ def _install() -> None:
     _patch(Ami, "state", managed_property("state"))
     _patch(Snapshot, "status", managed_property("status"))
     original_bdm = Ami.__dict__["block_device_mappings"]
-    _patch(Ami, "block_device_mappings", property(
-        lambda self: self.__dict__.get("_ext_bdm") or original_bdm.fget(self)))
+
+    def block_device_mappings(self: Any) -> Any:
+        bdm = self.__dict__.get("_ext_bdm") or original_bdm.fget(self)
+        if self.state == "pending":  # as AWS: no snapshot ids until the image is available
+            return [{**m, "Ebs": {k: v for k, v in m.get("Ebs", {}).items()
+                                  if k != "SnapshotId"}} for m in bdm]
+        return bdm
+
+    _patch(Ami, "block_device_mappings", property(block_device_mappings))
     for attr in ("deprecation_time", "state_reason", "tpm_support", "imds_support",
                  "ena_support", "uefi_data", "sriov_net_support", "source_image_id",
                  "source_image_region", "platform_details", "usage_operation"):
@@ -608,9 +696,18 @@ def _install() -> None:
     _patch(EC2Response, "describe_image_attribute", _describe_image_attribute)
     _patch(EC2Response, "modify_image_attribute",
            _wrap_modify_image_attribute(EC2Response.modify_image_attribute))
-    _patch(EC2Response, "describe_images", _wrap_describe(EC2Response.describe_images, "Images"))
+    _patch(EC2Response, "describe_images",
+           _wrap_describe(EC2Response.describe_images, "Images", "DescribeImages"))
     _patch(EC2Response, "describe_snapshots",
-           _wrap_describe(EC2Response.describe_snapshots, "Snapshots"))
+           _wrap_describe(EC2Response.describe_snapshots, "Snapshots", "DescribeSnapshots"))
+    _patch(EC2Response, "modify_snapshot_attribute",
+           _wrap_modify_snapshot_attribute(EC2Response.modify_snapshot_attribute))
+    _patch(EC2Response, "get_snapshot_block_public_access_state",
+           _get_snapshot_block_public_access_state)
+    _patch(EC2Response, "enable_snapshot_block_public_access",
+           _enable_snapshot_block_public_access)
+    _patch(EC2Response, "disable_snapshot_block_public_access",
+           _disable_snapshot_block_public_access)
     _patch(EC2Response, "get_image_block_public_access_state",
            _get_image_block_public_access_state)
     _patch(EC2Response, "enable_image_block_public_access", _enable_image_block_public_access)

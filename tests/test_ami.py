@@ -10,7 +10,13 @@ import pytest
 
 from pubsys.aws.ami import AmiOutput
 from pubsys.aws.ami_json import launch_permissions_from_ec2
-from pubsys.aws.ami_rules import AmiOptions, copy_token, deprecation_time, register_params
+from pubsys.aws.ami_rules import (
+    AmiOptions,
+    Registration,
+    copy_token,
+    deprecation_time,
+    register_params,
+)
 from pubsys.aws.images import RegionImage, find_image
 from pubsys.aws.snapshot import UploadedSnapshot
 from pubsys.cli.ami import check_name, parse_deprecate_in, plan_regions, read_uefi_data
@@ -70,35 +76,44 @@ def test_deprecation_time_is_whole_minutes_after_creation():
 
 def _req(**kw) -> AmiOptions:
     base = dict(name="os-1.0", arch="arm64", description=None, os_image=Path("os.img"),
-                data_image=None, uefi_data=None, base_region="us-west-2", copy_regions=(),
-                output=Path("out.json"))
+                data_image=None, registration=Registration(os_volume_gib=2),
+                base_region="us-west-2", copy_regions=(), output=Path("out.json"))
     return AmiOptions(**{**base, **kw})
 
 
 def test_register_params_for_a_bios_image_with_one_volume():
-    root = UploadedSnapshot("snap-1", 2, 100, 1, 1)
-    params = register_params(_req(), root, None)
+    # As Bottlerocket's pubsys: gp2, no TPM, no IMDS setting, the registration's volume size
+    # (not the 1 GiB snapshot's). Before the variant manifest: gp3, IMDSv2, snapshot size.
+    root = UploadedSnapshot("snap-1", 1, 100, 1, 1)
+    params = register_params(_req(), {"Name": "os-1.0"}, root, None)
     assert params == {
         "Name": "os-1.0", "Architecture": "arm64", "VirtualizationType": "hvm",
         "RootDeviceName": "/dev/xvda",
         "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
-            "SnapshotId": "snap-1", "VolumeSize": 2, "VolumeType": "gp3",
+            "SnapshotId": "snap-1", "VolumeSize": 2, "VolumeType": "gp2",
             "DeleteOnTermination": True}}],
-        "EnaSupport": True, "SriovNetSupport": "simple", "ImdsSupport": "v2.0",
+        "EnaSupport": True, "SriovNetSupport": "simple",
         "TagSpecifications": [{"ResourceType": "image",
                                "Tags": [{"Key": "Name", "Value": "os-1.0"}]}],
     }
 
 
 def test_register_params_for_uefi_with_a_data_volume():
-    root, data = UploadedSnapshot("snap-1", 2, 1, 1, 1), UploadedSnapshot("snap-2", 20, 1, 1, 1)
-    params = register_params(_req(uefi_data="QUJD", description="an OS"), root, data)
+    root, data = UploadedSnapshot("snap-1", 2, 1, 1, 1), UploadedSnapshot("snap-2", 1, 1, 1, 1)
+    reg = Registration(os_volume_gib=2, data_volume_gib=20, boot_mode="uefi-preferred",
+                       uefi_data="QUJD", tpm_support="v2.0", imds_support="v2.0",
+                       volume_type="gp3")
+    params = register_params(_req(registration=reg, description="an OS",
+                                  data_image=Path("data.img")), {}, root, data)
     assert params["BootMode"] == "uefi-preferred"
     assert params["TpmSupport"] == "v2.0"
+    assert params["ImdsSupport"] == "v2.0"
     assert params["UefiData"] == "QUJD"
     assert params["Description"] == "an OS"
     assert [m["DeviceName"] for m in params["BlockDeviceMappings"]] == ["/dev/xvda", "/dev/xvdb"]
-    assert params["BlockDeviceMappings"][1]["Ebs"]["SnapshotId"] == "snap-2"
+    assert params["BlockDeviceMappings"][1]["Ebs"] == {
+        "SnapshotId": "snap-2", "VolumeSize": 20, "VolumeType": "gp3",
+        "DeleteOnTermination": True}
 
 
 def test_copy_token_is_stable_and_changes_after_a_failed_copy():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+from tests.conftest import ROOT
 from tests.test_ami_helpers import (  # noqa: F401 - `world` is a fixture
     BLOCK,
     NAME,
@@ -55,15 +56,17 @@ def test_sparse_image_becomes_an_ami_in_every_region(world):
         assert image["Architecture"] == "x86_64"
         assert image["VirtualizationType"] == "hvm"
         assert image["RootDeviceName"] == "/dev/xvda"
+        # A secure boot variant: UEFI boot; no TPM, no IMDS setting, gp2, as Bottlerocket's
+        # pubsys registers it (before the variant manifest: TPM 2.0, IMDSv2, gp3).
         assert image["BootMode"] == "uefi-preferred"
-        assert image["TpmSupport"] == "v2.0"
-        assert image["ImdsSupport"] == "v2.0"
+        assert image.get("TpmSupport") is None
+        assert image.get("ImdsSupport") is None
         assert image["EnaSupport"] is True
         assert image["SriovNetSupport"] == "simple"
         [bdm] = image["BlockDeviceMappings"]
         assert bdm["DeviceName"] == "/dev/xvda"
-        assert bdm["Ebs"]["VolumeType"] == "gp3"
-        assert bdm["Ebs"]["VolumeSize"] == 1
+        assert bdm["Ebs"]["VolumeType"] == "gp2"
+        assert bdm["Ebs"]["VolumeSize"] == 2  # os-image-size-gib, not the 16 MiB image
         assert bdm["Ebs"]["DeleteOnTermination"] is True
         assert {"Key": "Name", "Value": NAME} in image["Tags"]
         deprecations.add(image["DeprecationTime"])
@@ -92,7 +95,7 @@ def test_rerun_creates_nothing_new_and_prints_same_json(world):
 def test_data_image_becomes_the_second_volume(world):
     data = world.root / "data.img"
     with open(data, "wb") as f:
-        f.truncate(1024**3 + BLOCK)  # just over 1 GiB: a 2 GiB volume
+        f.truncate(1024**3 + BLOCK)  # just over 1 GiB: a 2 GiB snapshot
         f.seek(BLOCK * 5)
         f.write(b"data volume")
     result = world.ami("--data-image", data, "--regions", "us-west-2")
@@ -101,7 +104,8 @@ def test_data_image_becomes_the_second_volume(world):
     image = world.image(region, world.amis()[region]["id"])
     devices = {m["DeviceName"]: m["Ebs"] for m in image["BlockDeviceMappings"]}
     assert set(devices) == {"/dev/xvda", "/dev/xvdb"}
-    assert devices["/dev/xvdb"]["VolumeSize"] == 2
+    # The manifest's split layout: max(hint 22, 2 + 1) - 2 (it was the snapshot's 2 GiB).
+    assert devices["/dev/xvdb"]["VolumeSize"] == 20
     blocks = world.client("ebs", region).list_snapshot_blocks(
         SnapshotId=devices["/dev/xvdb"]["SnapshotId"])["Blocks"]
     assert [b["BlockIndex"] for b in blocks] == [5]
@@ -169,6 +173,7 @@ def test_failed_registration_leaves_no_snapshots(world):
     # An arm64 AMI already has the name: lookups by name and x86_64 miss it, and EC2 refuses
     # the registration as a duplicate name.
     arm = world.pubsys("ami", "--os-image", world.os_image, "--arch", "arm64", "--name", NAME,
+                       "--variant-manifest", world.manifest, "--uefi-data", world.uefi,
                        "--ami-output", world.root / "arm.json", "--regions", "us-west-2",
                        "--poll-interval", "0.05")
     _no_error(arm)
@@ -197,7 +202,8 @@ def test_bad_input_names_the_flag(world):
     cases.append((["--uefi-data", notb64], "--uefi-data", "not base64"))
     for override, flag, words in cases:
         args = {"--os-image": world.os_image, "--arch": "x86_64", "--name": NAME,
-                "--ami-output": world.output, "--uefi-data": world.uefi}
+                "--ami-output": world.output, "--uefi-data": world.uefi,
+                "--variant-manifest": world.manifest}
         args.update({override[0]: override[1]})
         flat = [str(x) for kv in args.items() for x in kv]
         result = world.pubsys("ami", *flat)
@@ -220,8 +226,10 @@ def test_interrupt_during_copies_keeps_finished_regions_and_rerun_reuses_pending
                     "transition": {"progression": "manual", "times": 10_000}})
     args = [sys.executable, "-m", "pubsys.cli", "ami", "--os-image", str(world.os_image),
             "--arch", "x86_64", "--name", NAME, "--ami-output", str(world.output),
+            "--variant-manifest", str(world.manifest), "--uefi-data", str(world.uefi),
             "--poll-interval", "0.05"]
-    proc = subprocess.Popen(args, cwd=world.root, env={**os.environ, **world.env},
+    env = {**os.environ, **world.env, "PYTHONPATH": str(ROOT)}  # this checkout's pubsys
+    proc = subprocess.Popen(args, cwd=world.root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60

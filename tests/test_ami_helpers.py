@@ -2,10 +2,12 @@
 test_validate_ami*; holds no tests itself).
 
 `AmiWorld` is a temporary directory with an Infra.toml naming four regions, a 16 MiB sparse OS
-image holding 4 MiB of data, and helpers to run `pubsys` against the moto server and to look
-at what the server holds with plain boto3. Images stay `pending` for two DescribeImages calls
-(moto state manager, model `ec2::image` from devtools/moto_ext_ec2.py), so every test goes
-through pubsys's waiting code; the transition is reset afterwards.
+image holding 4 MiB of data, a variant manifest (Cargo.toml) of a secure boot variant with
+buildsys's default layout (split: a 2 GiB OS volume and a 20 GiB data volume), and helpers
+to run `pubsys` against the moto server and to look at what the server holds with plain
+boto3. Images stay `pending` for two DescribeImages calls (moto state manager, model
+`ec2::image` from devtools/moto_ext_ec2.py), so every test goes through pubsys's waiting
+code; the transition is reset afterwards.
 """
 
 from __future__ import annotations
@@ -24,6 +26,25 @@ BLOCK = 512 * 1024
 REGIONS = ("us-west-2", "us-east-1", "us-east-2", "eu-west-1")
 OTHER_ACCOUNT = "111111111111"
 NAME = "pubsys-test-1.0.0-x86_64"
+
+SECURE_BOOT_MANIFEST = """\
+[package]
+name = "aws-dev"
+
+[package.metadata.build-variant.image-features]
+uefi-secure-boot = true
+"""
+
+
+def variant_manifest(path: Path, layout: str = "", features: str = "") -> Path:
+    """A variant Cargo.toml with the given image-layout and image-features table bodies."""
+    text = '[package]\nname = "aws-dev"\n\n[package.metadata.build-variant]\n'
+    if layout:
+        text += f"\n[package.metadata.build-variant.image-layout]\n{layout}\n"
+    if features:
+        text += f"\n[package.metadata.build-variant.image-features]\n{features}\n"
+    path.write_text(text)
+    return path
 
 # Where the 4 MiB of data sit in the 16 MiB image: block-aligned and not, so the padding and
 # the boundaries between data and zeros are exercised.
@@ -57,16 +78,21 @@ class AmiWorld:
     nonzero_blocks: list[int]
     uefi: Path
     output: Path = field(init=False)
+    manifest: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.output = self.root / "amis.json"
+        self.manifest = self.root / "Cargo.toml"
+        self.manifest.write_text(SECURE_BOOT_MANIFEST)
 
     def pubsys(self, *args: Any, infra: str | None = None) -> Any:
         pre = ["--infra-config-path", infra] if infra else []
         return self.runner(*pre, *map(str, args), env=self.env, cwd=self.root)
 
-    def ami(self, *extra: Any, name: str = NAME, infra: str | None = None) -> Any:
+    def ami(self, *extra: Any, name: str = NAME, infra: str | None = None,
+            manifest: Path | None = None) -> Any:
         return self.pubsys("ami", "--os-image", self.os_image, "--arch", "amd64", "--name", name,
+                           "--variant-manifest", manifest or self.manifest,
                            "--uefi-data", self.uefi, "--ami-output", self.output,
                            "--poll-interval", "0.05", "--copy-timeout", "2 minutes", *extra,
                            infra=infra)

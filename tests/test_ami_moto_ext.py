@@ -129,3 +129,62 @@ def test_block_public_access_and_deprecation(aws):
     with pytest.raises(ClientError):
         ec2.enable_image_deprecation(ImageId=image,
                                      DeprecateAt=datetime.now(timezone.utc) - timedelta(days=1))
+
+
+def test_snapshot_block_public_access_stops_public_snapshot_sharing(aws):
+    ec2 = boto3.client("ec2", region_name="us-west-2")
+    sid = _snapshot()
+    state = ec2.get_snapshot_block_public_access_state()
+    assert state["State"] == "unblocked"
+
+    def share(**who) -> None:
+        ec2.modify_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission",
+                                      OperationType="add", **who)
+
+    for blocked in ("block-new-sharing", "block-all-sharing"):
+        assert ec2.enable_snapshot_block_public_access(State=blocked)["State"] == blocked
+        assert ec2.get_snapshot_block_public_access_state()["State"] == blocked
+        with pytest.raises(ClientError) as e:
+            share(GroupNames=["all"])
+        assert _code(e) == "OperationNotPermitted"
+        share(UserIds=[OTHER])  # sharing with an account is not public
+    # per region: another region is not blocked
+    other_region = boto3.client("ec2", region_name="eu-west-1")
+    assert other_region.get_snapshot_block_public_access_state()["State"] == "unblocked"
+    assert ec2.disable_snapshot_block_public_access()["State"] == "unblocked"
+    share(GroupNames=["all"])
+    perms = ec2.describe_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission")
+    assert {"Group": "all"} in perms["CreateVolumePermissions"]
+    with pytest.raises(ClientError):
+        ec2.enable_snapshot_block_public_access(State="unblocked")
+
+
+def test_faults_refuse_after_skipped_calls(aws):
+    from devtools import moto_ext_ec2
+
+    ec2 = boto3.client("ec2", region_name="us-west-2")
+    image = _register(ec2, _snapshot())
+    moto_ext_ec2.set_fault("ModifyImageAttribute", "us-west-2", "error", "no", skip=1)
+    add = {"Add": [{"UserId": OTHER}]}
+    ec2.modify_image_attribute(ImageId=image, LaunchPermission=add)  # skipped
+    with pytest.raises(ClientError, match="ModifyImageAttribute in us-west-2: no"):
+        ec2.modify_image_attribute(ImageId=image, LaunchPermission=add)
+    moto_ext_ec2.clear_faults()
+    ec2.modify_image_attribute(ImageId=image, LaunchPermission=add)
+
+
+def test_pending_images_are_described_without_snapshot_ids(aws):
+    from moto.moto_api import state_manager
+
+    ec2 = boto3.client("ec2", region_name="us-west-2")
+    state_manager.set_transition("ec2::image", {"progression": "manual", "times": 2})
+    try:
+        image = _register(ec2, _snapshot())
+        pending = ec2.describe_images(ImageIds=[image])["Images"][0]
+        available = ec2.describe_images(ImageIds=[image])["Images"][0]
+    finally:
+        state_manager.unset_transition("ec2::image")
+    assert pending["State"] == "pending"
+    assert "SnapshotId" not in pending["BlockDeviceMappings"][0]["Ebs"]
+    assert available["State"] == "available"
+    assert available["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"].startswith("snap-")

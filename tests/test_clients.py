@@ -134,3 +134,35 @@ def _access_key(request) -> str:
     auth = request.headers["Authorization"]
     auth = auth.decode() if isinstance(auth, bytes) else auth
     return auth.split("Credential=", 1)[1].split("/", 1)[0]
+
+
+def _scope_region(request) -> str:
+    """The region a request was signed for (its SigV4 credential scope)."""
+    auth = request.headers["Authorization"]
+    auth = auth.decode() if isinstance(auth, bytes) else auth
+    return auth.split("Credential=", 1)[1].split("/")[2]
+
+
+def test_roles_are_assumed_through_sts_in_the_base_region():
+    from moto import mock_aws
+
+    with mock_aws():
+        # The base region is us-west-2, but the first client the run needs is eu-west-1's.
+        clients = AwsClients(AwsConfig(regions=("ap-south-1", "eu-west-1"), role=ROLE_1,
+                                       region_roles={"eu-west-1": ROLE_2}),
+                             sts_region="us-west-2")
+        assumed_in: list[tuple[str, str]] = []
+        clients._base_session().events.register(
+            "before-send.sts.AssumeRole",
+            lambda request, **_: assumed_in.append((_scope_region(request), request.url)))
+        eu = clients.client("ec2", "eu-west-1")
+        eu.describe_images(Owners=["self"])
+        clients.client("ec2", "ap-south-1").describe_images(Owners=["self"])
+        assert [region for region, _ in assumed_in] == ["us-west-2", "us-west-2"]
+        assert all("us-west-2" in url for _, url in assumed_in)
+        assert eu.meta.region_name == "eu-west-1"  # the service client stays in its region
+
+
+def test_sts_region_defaults_to_the_first_configured_region():
+    assert AwsClients(AwsConfig(regions=("eu-west-1", "us-east-1"))).sts_region == "eu-west-1"
+    assert AwsClients(AwsConfig()).sts_region is None

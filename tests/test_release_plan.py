@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from devtools.sample_release import REGIONS, SHARED_WITH, write_sample_release
-from pubsys.ssm.templates import load_ssm_templates
 from pubsys.release.plan import EXIT_CHANGES_PENDING, PREREQUISITES, Stage, before
 from pubsys.release.planfile import (
     PlanFileError,
@@ -34,6 +33,7 @@ from pubsys.release.state import (
 )
 from pubsys.release.wanted import release_renderer, ssm_renderer
 from pubsys.release.yamlnodes import ReleaseFileError
+from pubsys.ssm.templates import load_ssm_templates
 from pubsys.timespec import format_rfc3339
 
 PREFIX = "/pubsys-demo"

@@ -1,5 +1,6 @@
 """The copy regions of `pubsys ami`: share the base image with other accounts, copy it,
-reuse or replace earlier copies, and set the deprecation time.
+reuse or replace earlier copies (only ones carrying these images' provenance tags), and set
+the deprecation time. Once the run is stopping (Ctrl-C), no copy or deregistration starts.
 
 Steps 4 and 5 of the command (see `ami.py`). Every function here works on one region (or
 the grants for all of them) and raises with the region in the message; `ami.py` runs the
@@ -78,11 +79,13 @@ def grant_copy_accounts(job: AmiJob, base: dict[str, Any], regions: tuple[str, .
 
 
 def existing_copy(job: AmiJob, ec2: Any, region: str) -> tuple[str | None, str | None]:
-    """(image to reuse, failed image just deregistered) for the AMI's name in `region`."""
+    """(image to reuse, failed image just deregistered) for the AMI's name in `region`; an
+    image of that name without these images' provenance is refused, never deregistered."""
     req = job.options
     found = find_image(ec2, req.name, req.arch, region)
     if found is None:
         return None, None
+    job.check_provenance(region, found)
     state = found["State"]
     if state in ("available", "pending"):
         log.info("%s: found %s (%s) named %r; not copying", region, found["ImageId"], state,
@@ -90,6 +93,7 @@ def existing_copy(job: AmiJob, ec2: Any, region: str) -> tuple[str | None, str |
         return found["ImageId"], None
     if state in ("failed", "error", "invalid"):
         replaces = found["ImageId"]
+        job.check_stop(region, f"deregistering {replaces}")
         log.warning("%s: %s named %r is %s; deregistering it and copying again",
                     region, replaces, req.name, state)
         ec2.deregister_image(ImageId=replaces)
@@ -100,7 +104,8 @@ def existing_copy(job: AmiJob, ec2: Any, region: str) -> tuple[str | None, str |
 
 
 def copy_to_region(job: AmiJob, base: dict[str, Any], region: str) -> dict[str, Any]:
-    """The AMI in `region`, available: an earlier copy reused, else a new CopyImage."""
+    """The AMI in `region`: an earlier copy reused, else a new CopyImage; available, unless
+    the run does not wait for copies (then as EC2 reports it now, likely pending)."""
     req = job.options
     ec2 = job.ec2(region)
     image_id, replaces = existing_copy(job, ec2, region)
@@ -109,16 +114,18 @@ def copy_to_region(job: AmiJob, base: dict[str, Any], region: str) -> dict[str, 
             "SourceImageId": base["ImageId"], "SourceRegion": req.base_region,
             "Name": req.name,
             "ClientToken": copy_token(base["ImageId"], region, req.name, replaces),
-            "TagSpecifications": [{"ResourceType": t, "Tags": tag_list(req.tags)}
+            "TagSpecifications": [{"ResourceType": t, "Tags": tag_list(job.tags)}
                                   for t in ("image", "snapshot")],
         }
         if req.description:
             params["Description"] = req.description
+        job.check_stop(region, "copying")
         image_id = ec2.copy_image(**params)["ImageId"]
         log.info("%s: copying %s from %s as %s", region, base["ImageId"], req.base_region,
                  image_id)
-    job.wait_available(ec2, image_id,
-                       f"{region}: copy {image_id} of {base['ImageId']} ({req.base_region})")
+    if req.wait_for_copies:
+        job.wait_available(ec2, image_id,
+                           f"{region}: copy {image_id} of {base['ImageId']} ({req.base_region})")
     return ec2.describe_images(ImageIds=[image_id])["Images"][0]
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 from ..fsutil import write_json_atomic
 
 # AWS's image ids: "ami-" and 8 hex digits (older images) or 17 (since 2016).
@@ -59,6 +59,16 @@ def parse_regions(text: str) -> tuple[str, ...]:
     if not out:
         raise ValueError("no regions given")
     return tuple(out)
+
+
+def check_configured_regions(regions: tuple[str, ...]) -> tuple[str, ...]:
+    """Infra.toml's aws.regions when a command uses them: each a region name (they name
+    endpoints and AMI JSON keys); ConfigError naming the key otherwise."""
+    for region in regions:
+        if not is_region(region):
+            raise ConfigError(f"'aws.regions' has {region!r}, which is not a region name "
+                              "(like us-west-2)")
+    return regions
 
 
 @dataclass(frozen=True, order=True)
@@ -167,6 +177,37 @@ def load_ami_json(path: str | Path) -> dict[str, AmiRecord]:
             out[region] = AmiRecord.from_json(entry)
         except ValueError as e:
             raise UsageError(f"{path}: region {region!r}: {e}") from None
+    return out
+
+
+def load_expected_amis(path: str | Path) -> dict[str, tuple[AmiRecord, ...]]:
+    """Read validate-ami's expected file: an AMI JSON whose regions may also map to a list of
+    images (as Bottlerocket's pubsys reads it), each may state `ena_support` (true or false)
+    and `sriov_net_support` (a string); UsageError naming file, region and field."""
+    data = _read(Path(path))
+    if not isinstance(data, dict) or not data:
+        raise UsageError(f"{path}: expected an object mapping regions to an AMI or a list of "
+                         'AMIs, like {"us-west-2": {"id": "ami-...", "name": "..."}}')
+    out: dict[str, tuple[AmiRecord, ...]] = {}
+    for region, value in data.items():
+        if not is_region(region):
+            raise UsageError(f"{path}: {region!r} is not a region name (like us-west-2)")
+        entries = value if isinstance(value, list) else [value]
+        if not entries or not all(isinstance(e, dict) for e in entries):
+            raise UsageError(f"{path}: region {region!r} must map to an object with 'id' and "
+                             "'name', or a non-empty list of them")
+        records = []
+        for entry in entries:
+            try:
+                record = AmiRecord.from_json(entry)
+                if not isinstance(entry.get("ena_support", True), bool):
+                    raise ValueError("'ena_support' must be true or false")
+                if not isinstance(entry.get("sriov_net_support", "simple"), str):
+                    raise ValueError("'sriov_net_support' must be a string, like \"simple\"")
+            except ValueError as e:
+                raise UsageError(f"{path}: region {region!r}: {e}") from None
+            records.append(record)
+        out[region] = tuple(records)
     return out
 
 

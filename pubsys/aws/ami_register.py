@@ -1,9 +1,11 @@
 """The base region of `pubsys ami`: find the AMI by name, or upload the images and register it.
 
-Steps 2 and 3 of the command (see `ami.py`): look the AMI up by name and architecture; if it
-is absent, upload the OS (and data) image as EBS snapshots at once, register them, and wait
-until the image is `available`. A registration that fails deletes the snapshots it would
-have used, so nothing is left half-made.
+Steps 2 and 3 of the command (see `ami.py`): look the AMI up by name and architecture (an
+AMI found must carry the provenance tags of these images, or it is refused); if it is
+absent, upload the OS (and data) image as EBS snapshots at once, register them with the
+volume sizes of the variant manifest, and wait until the image is `available`. A
+registration that fails deletes the snapshots it would have used, so nothing is left
+half-made.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import AwsError
+from ..errors import AwsError, UsageError
 from ..progress import ProgressBar
 from .ami_job import AmiJob
-from .ami_rules import register_params, snapshot_token
+from .ami_rules import AmiOptions, image_too_big, register_params, snapshot_token
 from .clients import EBS_UPLOAD
 from .errors import describe_error
 from .images import find_image
@@ -35,6 +37,7 @@ def ensure_base_image(job: AmiJob) -> dict[str, Any]:
     if found is None:
         image_id = register_new_image(job)
     else:
+        job.check_provenance(region, found)
         image_id, state = found["ImageId"], found["State"]
         if state not in ("available", "pending"):
             reason = (found.get("StateReason") or {}).get("Message", "")
@@ -52,7 +55,7 @@ def ensure_base_image(job: AmiJob) -> dict[str, Any]:
 def register_new_image(job: AmiJob) -> str:
     req, region = job.options, job.options.base_region
     snaps = upload_images(job)
-    params = register_params(req, snaps[0], snaps[1] if len(snaps) > 1 else None)
+    params = register_params(req, job.tags, snaps[0], snaps[1] if len(snaps) > 1 else None)
     try:
         image_id = job.ec2(region).register_image(**params)["ImageId"]
     except (ClientError, BotoCoreError) as e:
@@ -61,6 +64,21 @@ def register_new_image(job: AmiJob) -> str:
                        f"{describe_error(e)}; its snapshots were deleted") from e
     log.info("%s: registered %s as %s", region, req.name, image_id)
     return image_id
+
+
+def check_images_fit(req: AmiOptions) -> None:
+    """Each image must fit the volume the manifest gives it (EC2 refuses a volume smaller
+    than its snapshot, but only after the upload); UsageError naming image and size."""
+    reg = req.registration
+    volumes = [(req.os_image, "OS image", reg.os_volume_gib)]
+    if req.data_image is not None and reg.data_volume_gib is not None:
+        volumes.append((req.data_image, "data image", reg.data_volume_gib))
+    for path, label, gib in volumes:
+        size = image_size(path, label)
+        if image_too_big(size, gib):
+            raise UsageError(f"{label} {path} ({size / 2**30:.2f} GiB) does not fit the "
+                             f"{gib} GiB volume the variant manifest "
+                             f"{reg.manifest or ''} gives it (image-layout)")
 
 
 def upload_images(job: AmiJob) -> list[UploadedSnapshot]:
@@ -78,7 +96,7 @@ def upload_images(job: AmiJob) -> list[UploadedSnapshot]:
     def upload(volume: str, path: Path, label: str) -> UploadedSnapshot:
         return uploader.upload(
             path, description=f"{req.name} {volume} volume",
-            tags={**req.tags, "pubsys:volume": volume},
+            tags={**job.tags, "pubsys:volume": volume},
             token=snapshot_token(job.run_id, region, req.name, volume), label=label)
 
     log.info("%s: uploading %s as EBS snapshots (%s blocks in flight per image)", region,

@@ -2,8 +2,11 @@
 
 Every AWS call pubsys makes goes through `AwsClients.client()`, so these rules hold everywhere:
 - credentials come from `aws.profile` (or the default chain), then `aws.role` is assumed,
-  then the region's `aws.region.NAME.role` on top of it (role chaining, in that order), with
-  credentials that refresh themselves during long waits: each link of the chain is
+  then the region's `aws.region.NAME.role` on top of it (role chaining, in that order),
+  every AssumeRole going to STS in one region, the command's base region (`sts_region`; by
+  default the first of `aws.regions`), as Bottlerocket's pubsys does: a region where STS is
+  disabled or unreachable is then no obstacle to reaching it with a role, and
+  credentials refresh themselves during long waits: each link of the chain is
   botocore's own assume-role fetcher behind refreshable credentials, handed to the session
   through a credential provider, so botocore re-assumes a role (and the roles before it)
   shortly before its credentials expire;
@@ -81,9 +84,13 @@ EBS_UPLOAD = RetryPolicy("adaptive", 2)
 class AwsClients:
     """Builds (and caches) clients per service, region and pool size."""
 
-    def __init__(self, aws: AwsConfig | None = None, *, max_attempts: int = MAX_ATTEMPTS):
+    def __init__(self, aws: AwsConfig | None = None, *, max_attempts: int = MAX_ATTEMPTS,
+                 sts_region: str | None = None):
         self.aws = aws or AwsConfig()
         self.max_attempts = max_attempts
+        # Where roles are assumed: the command's base region; else the first configured one;
+        # else (nothing configured) the region of the first client that needs the role.
+        self.sts_region = sts_region or (self.aws.regions[0] if self.aws.regions else None)
         self._lock = threading.Lock()
         self._sessions: dict[tuple[str, ...], boto3.Session] = {}
         self._role_credentials: dict[tuple[str, ...], Credentials] = {}
@@ -174,7 +181,7 @@ class AwsClients:
                 source = base
             fetcher = AssumeRoleCredentialFetcher(
                 client_creator=functools.partial(
-                    self._base_session().client, region_name=region,
+                    self._base_session().client, region_name=self.sts_region or region,
                     endpoint_url=self.aws.endpoint_url, config=self.botocore_config()),
                 source_credentials=source,
                 role_arn=chain[-1],

@@ -32,6 +32,8 @@ class RegionImage:
     public: bool = False
     launch_permissions: tuple[LaunchPermission, ...] = ()
     state: str = "available"
+    ena_support: bool = True  # the defaults are what pubsys registers
+    sriov_net_support: str = "simple"
 
     def record(self) -> AmiRecord:
         """The image's entry in an AMI JSON."""
@@ -58,7 +60,8 @@ def observe_image(ec2: Any, region: str, image_id: str) -> RegionImage | None:
     lps = launch_permissions_from_ec2(perms.get("LaunchPermissions", []))
     public = bool(image.get("Public")) or any(p.is_public for p in lps)
     return RegionImage(region, image_id, image.get("Name", ""), public, lps,
-                       image.get("State", ""))
+                       image.get("State", ""), bool(image.get("EnaSupport")),
+                       image.get("SriovNetSupport", ""))
 
 
 def find_image(ec2: Any, name: str, arch: str, region: str) -> dict[str, Any] | None:

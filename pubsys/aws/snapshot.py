@@ -129,6 +129,18 @@ def check_image(path: Path) -> int:
     return st.st_size
 
 
+def image_sha256(path: Path, stop: threading.Event | None = None) -> str:
+    """The image's SHA-256 (hex), read in 1 MiB chunks; AwsError("interrupted") once `stop`
+    is set, so Ctrl-C does not wait for a large image to be read."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            if stop is not None and stop.is_set():
+                raise AwsError(f"interrupted while reading {path}")
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def image_size(path: Path, label: str) -> int:
     """Size of a raw image; UsageError naming `label` ("OS image") when it cannot be one."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ..timespec import parse_point_in_time, utcnow
@@ -91,6 +91,15 @@ def region_list(text: str) -> tuple[str, ...]:
 
 
 @argtype
+def comma_list(text: str) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c'): blanks skipped, order kept (pair with ExtendList)."""
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not values:
+        raise ValueError("no values given")
+    return values
+
+
+@argtype
 def ec2_arch(text: str) -> str:
     """x86_64/amd64 -> x86_64, aarch64/arm64 -> arm64 (the names EC2 and SSM use)."""
     from ..errors import PolicyError
@@ -112,6 +121,28 @@ def repo_arch(text: str) -> str:
         return to_repo(text)
     except PolicyError as e:
         raise ValueError(str(e)) from None
+
+
+@argtype
+def positive_duration(text: str) -> timedelta:
+    """'2 hours', '90 minutes': longer than zero."""
+    from ..timespec import parse_offset
+
+    offset = parse_offset(text)
+    if offset <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return offset
+
+
+@argtype
+def positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"{text!r} is not a positive number of seconds")
+    return seconds
 
 
 class ExtendList(argparse.Action):
