@@ -23,7 +23,7 @@ test: $(STAMP) lint
 
 # The gates CI runs before the tests: ruff (rules in pyproject.toml) and mypy over pubsys/.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pubsys tests devtools bench
+	$(VENV)/bin/ruff check pubsys tests devtools bench infra
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

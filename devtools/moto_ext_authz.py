@@ -34,7 +34,8 @@ _log_path: str | None = None
 # Calls IAM authorizes only against "*" (no resource-level permissions).
 NO_RESOURCE_LEVEL = {
     "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeRegions",
-    "ec2:GetImageBlockPublicAccessState", "ec2:DescribeVolumes", "ec2:DescribeInstances",
+    "ec2:GetImageBlockPublicAccessState", "ec2:GetSnapshotBlockPublicAccessState",
+    "ec2:DescribeVolumes", "ec2:DescribeInstances",
     "kms:ListAliases", "kms:ListKeys", "kms:CreateKey", "ssm:DescribeParameters",
     "sts:GetCallerIdentity",
 }

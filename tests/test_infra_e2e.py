@@ -350,7 +350,10 @@ def _amis_and_parameters(world: World, ci: Creds) -> None:
     os_image = world.dir / "os.img"
     mib = 1024 * 1024
     make_sparse_image(os_image, size=4 * mib, ranges=((0, mib), (3 * mib, 4096)))
-    _ok(world.pubsys(ci, "ami", "--os-image", os_image, "--arch", "x86_64",
+    manifest = world.dir / "Cargo.toml"
+    manifest.write_text('[package]\nname = "aws-dev"\n[package.metadata.build-variant]\n')
+    _ok(world.pubsys(ci, "ami", "--os-image", os_image, "--variant-manifest", manifest,
+                     "--arch", "x86_64",
                      "--name", "pubsys-e2e-1.0.0", "--regions", REGION,
                      "--copy-regions", COPY_REGION, "--ami-output", "amis.json",
                      "--deprecate-in", "2 years", "--poll-interval", "0.05",

@@ -38,6 +38,7 @@ REGISTER = (  # these act on an image and its snapshots at once
 )
 SNAPSHOTS = (
     "ec2:DeleteSnapshot",  # ami removes the snapshots of an upload that failed
+    "ec2:DescribeSnapshotAttribute",  # publish-ami reads what it must undo if images fail
     "ec2:ModifySnapshotAttribute",  # publish-ami shares the snapshots with the images
 )
 IMAGES = (
@@ -51,6 +52,7 @@ NO_RESOURCE_LEVEL = (
     "ec2:DescribeImages",  # ami, publish-ami, validate-ami, ssm (images are looked up by id)
     "ec2:DescribeSnapshots",  # ami waits for snapshots to complete
     "ec2:GetImageBlockPublicAccessState",  # publish-ami checks it before making images public
+    "ec2:GetSnapshotBlockPublicAccessState",  # ... and the snapshots' as well
 )
 SSM_PARAMETERS = (
     "ssm:GetParameters",  # ssm, promote-ssm read what is there before writing

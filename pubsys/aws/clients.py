@@ -84,10 +84,8 @@ EBS_UPLOAD = RetryPolicy("adaptive", 2)
 class AwsClients:
     """Builds (and caches) clients per service, region and pool size."""
 
-    def __init__(self, aws: AwsConfig | None = None, *, max_attempts: int = MAX_ATTEMPTS,
-                 sts_region: str | None = None):
+    def __init__(self, aws: AwsConfig | None = None, *, sts_region: str | None = None):
         self.aws = aws or AwsConfig()
-        self.max_attempts = max_attempts
         # Where roles are assumed: the command's base region; else the first configured one;
         # else (nothing configured) the region of the first client that needs the role.
         self.sts_region = sts_region or (self.aws.regions[0] if self.aws.regions else None)
@@ -122,9 +120,7 @@ class AwsClients:
         with self._lock:
             if key not in self._clients:
                 session = self._session_for(region, role)
-                config = self.botocore_config(pool)
-                if retry != STANDARD:
-                    config = config.merge(retry.config())
+                config = self.botocore_config(pool, retry)
                 self._clients[key] = session.client(
                     service,
                     region_name=region,
@@ -133,10 +129,10 @@ class AwsClients:
                 )
             return self._clients[key]
 
-    def botocore_config(self, pool: int = DEFAULT_POOL) -> Config:
-        """Pool size, user agent and the STANDARD policy (with this factory's `max_attempts`,
-        which only aws/ssm.py's write clients still change; they move to `retry=PACED`)."""
-        return RetryPolicy(STANDARD.mode, self.max_attempts).config().merge(Config(
+    @staticmethod
+    def botocore_config(pool: int = DEFAULT_POOL, retry: RetryPolicy = STANDARD) -> Config:
+        """Pool size, user agent and the retry policy: the one botocore Config of pubsys."""
+        return retry.config().merge(Config(
             max_pool_connections=max(pool, DEFAULT_POOL),
             user_agent_extra="pubsys",
         ))
