@@ -7,6 +7,10 @@ Exit codes a pipeline can rely on:
   3  a validate-* / check-* command ran and found problems
 130  interrupted
 Machine-readable output goes to stdout; logs and progress go to stderr.
+
+`--log-level` is global, as in Bottlerocket's pubsys: any letter case, before or after the
+command (and after a `root` subcommand), `OFF` logging nothing at all, errors included (the
+exit code still tells). The `pubsys-setup` executable (`setup_main.py`) shares all of this.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .. import __version__
 from ..config import InfraConfig, load_infra_config
@@ -30,7 +35,8 @@ from .common import Formatter
 log = logging.getLogger("pubsys")
 
 TRACE = 5
-LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+LOG_LEVELS = ("OFF", "ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+OFF = logging.CRITICAL + 10  # above every record, so nothing is logged
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INVALID, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 # Each command family registers its parsers and handlers; handlers import their domain
@@ -58,19 +64,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--infra-config-path", default="Infra.toml", metavar="PATH",
                    help="Infra.toml to read; an Infra.lock beside it wins; "
                    "a missing file means built-in defaults")
-    p.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, type=str.upper,
-                   help="how much to log on stderr; DEBUG also shows tracebacks")
+    add_log_level(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for family in FAMILIES:
         family.register(sub)
+    log_level_after_commands(p)
     return p
+
+
+def add_log_level(p: argparse.ArgumentParser, after_command: bool = False) -> None:
+    """`--log-level`: before the command it sets the default (INFO); after a command it
+    overrides it, and is absent from the namespace unless given (argparse.SUPPRESS)."""
+    p.add_argument("--log-level", default=argparse.SUPPRESS if after_command else "INFO",
+                   type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
+                   help="how much to log on stderr, any case: " + ", ".join(LOG_LEVELS)
+                   + " (OFF: nothing, errors included); DEBUG also shows tracebacks"
+                   + ("; the same flag as before the command" if after_command else ""))
+
+
+def log_level_after_commands(p: argparse.ArgumentParser) -> None:
+    """Let every command and subcommand take `--log-level` too (a global flag, as clap's)."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                add_log_level(sub, after_command=True)
+                log_level_after_commands(sub)
 
 
 def setup_logging(level: str) -> None:
     logging.addLevelName(TRACE, "TRACE")
     logging.addLevelName(logging.WARNING, "WARN")
-    numeric = TRACE if level == "TRACE" else getattr(logging, "WARNING" if level == "WARN"
-                                                     else level)
+    numeric = {"OFF": OFF, "WARN": logging.WARNING, "TRACE": TRACE}.get(level) or getattr(
+        logging, level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s",
                                            "%H:%M:%S"))
@@ -79,6 +104,8 @@ def setup_logging(level: str) -> None:
     # Our own logs at the chosen level; libraries (boto, urllib3, tuf) only when tracing.
     root.setLevel(numeric if level == "TRACE" else max(numeric, logging.WARNING))
     logging.getLogger("pubsys").setLevel(numeric)
+    # Python warnings (a library's DeprecationWarning, say) follow the level too.
+    logging.captureWarnings(level == "OFF")
 
 
 def resolve(command: str) -> Callable[[argparse.Namespace, InfraConfig], int]:
@@ -87,12 +114,19 @@ def resolve(command: str) -> Callable[[argparse.Namespace, InfraConfig], int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    debug = args.log_level in ("DEBUG", "TRACE")
+    return execute(args.log_level, args.infra_config_path,
+                   lambda infra: resolve(args.command)(args, infra))
+
+
+def execute(level: str, infra_config_path: str | Path,
+            command: Callable[[InfraConfig], int | None]) -> int:
+    """Set up logging, load the config, run `command` and map its errors to exit codes (the
+    one place, shared by `pubsys` and `pubsys-setup`)."""
+    setup_logging(level)
+    debug = level in ("DEBUG", "TRACE")
     try:
-        infra = load_infra_config(args.infra_config_path)
-        rc = resolve(args.command)(args, infra)
-        return int(rc or 0)
+        infra = load_infra_config(infra_config_path)
+        return int(command(infra) or 0)
     except ValidationFailed as e:
         if str(e):
             log.error("%s", e)

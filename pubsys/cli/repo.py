@@ -56,9 +56,11 @@ def register(sub: Any) -> None:
 
 def _register_setup_and_repo(sub: Any) -> None:
     p = command(sub, "setup", "make sure the repo has a root role and a signing key",
-                "Fetch the configured root role (checking root_role_sha512), or, when none is "
-                "configured and none exists, create a local signing key and a root.json that "
-                "trusts it. Running it twice changes nothing.")
+                "With root_role_url, check the root role file against root_role_sha512 "
+                "(fetching it only when absent; a file that differs is refused, never "
+                "replaced); otherwise, when none exists, create a root.json trusting the "
+                "configured signing_keys or a new local key. Running it twice changes nothing. "
+                "Bottlerocket's 'pubsys-setup' executable is the same command.")
     repo_flag(p)
     _root_role(p, "where root.json is (or goes)")
     _default_key(p, "local PEM signing key used when the repo configures none (mode 0600)")

@@ -36,7 +36,11 @@ __all__ = ["KeyLoader", "NamedSigner", "generate_key_file", "load_file_signer",
 class KeyLoader:
     """Loads the keys of one command; the AWS client factory is built on first use only.
 
-    `if_missing` is the remedy named when a key file does not exist.
+    KMS and SSM keys are used with the default credential chain (environment, AWS_PROFILE,
+    instance or task role), not `aws.profile`/`aws.role`: Bottlerocket's pubsys and tuftool
+    sign that way, so the account that holds the keys may differ from the one publishing.
+    `aws.endpoint_url` still applies. `if_missing` is the remedy named when a key file does
+    not exist.
     """
 
     def __init__(self, aws: AwsConfig | None = None, *, clients: AwsClients | None = None,
@@ -49,7 +53,7 @@ class KeyLoader:
         if self._clients is None:
             from ..aws.clients import AwsClients
 
-            self._clients = AwsClients(self._aws)
+            self._clients = AwsClients(AwsConfig(endpoint_url=self._aws.endpoint_url))
         return self._clients
 
     def signer(self, source: KeySource) -> NamedSigner:
@@ -58,7 +62,8 @@ class KeyLoader:
         if source.kind in ("kms", "ssm"):
             from . import aws
 
-            return aws.load_cloud_signer(source, self.clients())
+            fallback = self._aws.regions[0] if self._aws.regions else None
+            return aws.load_cloud_signer(source, self.clients(), fallback)
         raise SigningKeyError(f"unknown key source {source.kind!r}")
 
     def signers(self, sources: Sequence[KeySource]) -> list[NamedSigner]:
@@ -87,14 +92,15 @@ def load_signers(sources: Sequence[KeySource],
 def parse_key_ref(text: str) -> KeySource:
     """`kms:ID`, `ssm:NAME`, tuftool's `aws-kms://[]/ID` / `aws-ssm://[]/NAME`, or a file.
 
-    A KMS key ARN names its region; other references use the configured default region.
+    A KMS key ARN names its region; other references use the default chain's region.
     """
     for prefix, kind in (("aws-kms://", "kms"), ("aws-ssm://", "ssm")):
         if text.startswith(prefix):
             profile, _, ref = text[len(prefix):].partition("/")
             if profile:
-                raise UsageError(f"key {text}: a profile in the URL is not supported; set "
-                                 "aws.profile in Infra.toml")
+                raise UsageError(f"key {text}: a profile in the URL is not supported; run "
+                                 f"with AWS_PROFILE={profile} instead (AWS keys are used with "
+                                 "the default credential chain, not aws.profile)")
             if kind == "ssm" and not ref.startswith("/"):
                 ref = "/" + ref
             return _cloud_ref(kind, ref, text)

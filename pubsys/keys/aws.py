@@ -3,8 +3,10 @@
 `load_cloud_signer()` turns a `kms` or `ssm` key source from Infra.toml (or a `kms:`/`ssm:`
 reference given to `pubsys root`) into a signer; the loader in `pubsys.keys` imports this
 module (and botocore with it) only when such a key is used. Both use clients from the one factory
-(`aws/clients.py`), in the key's own `region` or the factory's default region, so profiles,
-role chains and endpoint overrides apply to signing as they do to everything else.
+(`aws/clients.py`) that the loader builds with the default credential chain (as Bottlerocket's
+pubsys does for signing keys; `aws.profile` and the roles are for publishing), in the key's
+own `region` (for KMS: from `available_keys`, the ARN or the table), else the chain's default
+region, else the first of `aws.regions`.
 
 kms
   1. GetPublicKey: the key must be a SIGN_VERIFY key whose type `schemes.tuf_key` accepts and
@@ -39,7 +41,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from securesystemslib.signer import AWSSigner, Signature, SSlibKey
 
 from ..config import KeySource
-from ..errors import SigningKeyError
+from ..errors import ConfigError, SigningKeyError
 from .pem import signer_from_pem
 from .schemes import NamedSigner, tuf_key
 
@@ -49,17 +51,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def load_cloud_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
-    """A signer for a `kms` or `ssm` key source, using clients from the factory."""
+# Added to errors loading a key: the usual cause is credentials for another account.
+CREDENTIALS = ("AWS signing keys are used with the default credentials (AWS_* variables, "
+               "AWS_PROFILE, instance or task role), not aws.profile or aws.role")
+
+
+def load_cloud_signer(source: KeySource, clients: AwsClients,
+                      fallback_region: str | None = None) -> NamedSigner:
+    """A signer for a `kms` or `ssm` key source, using clients from the factory; the key is
+    looked for in its own region, else the factory's default, else `fallback_region`."""
+    region = _region(source, clients, fallback_region)
     if source.kind == "kms":
-        return load_kms_signer(source, clients)
+        return load_kms_signer(source, clients, region)
     if source.kind == "ssm":
-        return load_ssm_signer(source, clients)
+        return load_ssm_signer(source, clients, region)
     raise SigningKeyError(f"{source.describe()}: not an AWS key source")
 
 
-def _region(source: KeySource, clients: AwsClients) -> str:
-    return source.region or clients.default_region()
+def _region(source: KeySource, clients: AwsClients, fallback: str | None) -> str:
+    if source.region:
+        return source.region
+    try:
+        return clients.default_region()
+    except ConfigError:
+        if fallback:
+            return fallback
+        raise
+    except BotoCoreError as e:  # AWS_PROFILE names a profile that does not exist, say
+        raise SigningKeyError(f"cannot use {source.describe()}: {e}") from None
 
 
 def _aws_reason(e: Exception) -> str:
@@ -79,7 +98,7 @@ class KmsSigner(AWSSigner):
     def __init__(self, client: Any, key_id: str, public_key: SSlibKey, label: str,
                  rsa_signature_length: int | None = None):
         # AWSSigner.__init__ would call boto3.client("kms") itself, bypassing the factory's
-        # profile, roles and endpoint; set the same attributes with our client instead.
+        # endpoint, retries and pool; set the same attributes with our client instead.
         self.client = client
         self.aws_key_id = key_id
         self._public_key = public_key
@@ -141,15 +160,14 @@ def kms_public_key(response: dict[str, Any], label: str) -> tuple[SSlibKey, int 
     return key, length
 
 
-def load_kms_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
-    region = _region(source, clients)
+def load_kms_signer(source: KeySource, clients: AwsClients, region: str) -> NamedSigner:
     label = f"kms:{source.ref}"
-    client = clients.client("kms", region)
     try:
+        client = clients.client("kms", region)
         response = client.get_public_key(KeyId=source.ref)
     except (BotoCoreError, ClientError) as e:
         raise SigningKeyError(f"cannot load KMS key {source.ref} in {region}: "
-                              f"{_aws_reason(e)}") from None
+                              f"{_aws_reason(e)} ({CREDENTIALS})") from None
     public_key, length = kms_public_key(response, label)
     log.debug("KMS key %s in %s: %s keyid %s", source.ref, region, public_key.scheme,
               public_key.keyid)
@@ -187,11 +205,10 @@ def _secret_response() -> Iterator[None]:
         _FETCHING_SECRET.reset(token)
 
 
-def load_ssm_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
-    region = _region(source, clients)
+def load_ssm_signer(source: KeySource, clients: AwsClients, region: str) -> NamedSigner:
     label = f"ssm:{source.ref}"
-    client = clients.client("ssm", region)
     try:
+        client = clients.client("ssm", region)
         with _secret_response():
             parameter = client.get_parameter(Name=source.ref, WithDecryption=True)["Parameter"]
     except ClientError as e:
@@ -199,10 +216,10 @@ def load_ssm_signer(source: KeySource, clients: AwsClients) -> NamedSigner:
             raise SigningKeyError(f"SSM parameter {source.ref} not found in {region}; store "
                                   "the PEM private key there as a SecureString") from None
         raise SigningKeyError(f"cannot read SSM parameter {source.ref} in {region}: "
-                              f"{_aws_reason(e)}") from None
+                              f"{_aws_reason(e)} ({CREDENTIALS})") from None
     except BotoCoreError as e:
         raise SigningKeyError(f"cannot read SSM parameter {source.ref} in {region}: "
-                              f"{_aws_reason(e)}") from None
+                              f"{_aws_reason(e)} ({CREDENTIALS})") from None
     kind = parameter.get("Type")
     if kind != "SecureString":
         raise SigningKeyError(f"SSM parameter {source.ref} in {region} is a {kind}, not a "
