@@ -99,28 +99,26 @@ def comma_list(text: str) -> tuple[str, ...]:
     return values
 
 
+def _arch_as(style: str, text: str) -> str:
+    from .. import policy
+    from ..errors import PolicyError
+
+    try:
+        return policy.ec2_arch(text) if style == "ec2" else policy.repo_arch(text)
+    except PolicyError as e:
+        raise ValueError(str(e)) from None
+
+
 @argtype
 def ec2_arch(text: str) -> str:
     """x86_64/amd64 -> x86_64, aarch64/arm64 -> arm64 (the names EC2 and SSM use)."""
-    from ..errors import PolicyError
-    from ..policy import ec2_arch as to_ec2
-
-    try:
-        return to_ec2(text)
-    except PolicyError as e:
-        raise ValueError(str(e)) from None
+    return _arch_as("ec2", text)
 
 
 @argtype
 def repo_arch(text: str) -> str:
     """x86_64/amd64 -> x86_64, aarch64/arm64 -> aarch64 (the names repos use)."""
-    from ..errors import PolicyError
-    from ..policy import repo_arch as to_repo
-
-    try:
-        return to_repo(text)
-    except PolicyError as e:
-        raise ValueError(str(e)) from None
+    return _arch_as("repo", text)
 
 
 @argtype
