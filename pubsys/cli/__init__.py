@@ -5,6 +5,7 @@ Exit codes a pipeline can rely on:
   1  the operation failed (AWS, signing, I/O, ...); nothing half-published
   2  bad input: flags, Infra.toml, policy files (argparse uses 2 as well)
   3  a validate-* / check-* command ran and found problems
+  4  `release plan --detailed-exitcode`: changes are pending
 130  interrupted
 Machine-readable output goes to stdout; logs and progress go to stderr.
 
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Publish OS images: build and sign TUF update repositories, turn disk images into "
             "AMIs in every region, and publish SSM parameters that name them.\n\n"
             "Exit codes: 0 ok, 1 failed, 2 bad input (flags, Infra.toml, policies), "
-            "3 validation found problems, 130 interrupted."
+            "3 validation found problems, 4 changes pending (release plan --detailed-exitcode), "
+            "130 interrupted."
         ),
         epilog="Run 'pubsys COMMAND --help' for the flags of one command. "
         "See PUBLISHING.md for the operator's guide.",
