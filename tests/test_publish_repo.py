@@ -17,7 +17,8 @@ from tuf.api.metadata import Root
 from pubsys import cli
 from pubsys.aws import clients as clients_mod
 from pubsys.errors import RepoError
-from pubsys.repo import publish
+from pubsys.repo import publish, publish_s3
+from pubsys.repo.base import RepoBase
 from pubsys.repo.publish_plan import (
     Bucket,
     BuiltRepo,
@@ -90,11 +91,12 @@ def test_plan_refuses_to_roll_the_timestamp_back(remote_version):
     remote = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
                          existing={"timestamp.json": _ts(remote_version, "1.0.31")})
     with pytest.raises(RepoError, match="roll clients back"):
-        plan_publish(_built(), remote, B)
+        plan_publish(_built(base=RepoBase.of_timestamp(_ts(remote_version, "1.0.31"))),
+                     remote, B)
 
 
 def test_plan_replaces_an_older_timestamp_and_nothing_when_identical():
-    built = _built()
+    built = _built(base=RepoBase.of_timestamp(_ts(6)))
     older = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
                         existing={"timestamp.json": _ts(6)})
     assert plan_publish(built, older, B).metadata[-1].name == "timestamp.json"
@@ -232,7 +234,7 @@ def test_dry_run_lists_the_uploads_in_order_and_uploads_nothing(ws, bucket, s3_c
 
 
 def test_large_target_goes_up_in_parts_and_arrives_intact(ws, bucket, s3_calls, monkeypatch):
-    monkeypatch.setattr(publish, "PART_SIZE", 5 << 20)  # S3's smallest part
+    monkeypatch.setattr(publish_s3, "PART_SIZE", 5 << 20)  # S3's smallest part
     images = ws.images("1.0.0", size=4096)
     images["root"] = write_image(images["root"], (5 << 20) + 12345, seed=7)
     out = build(ws, "1.0.0", ws.tmp / "out", images=images)

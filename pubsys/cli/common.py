@@ -143,11 +143,3 @@ def semver(text: str) -> Version:
         return Version.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def variant_name(text: str) -> str:
-    """A variant name: it becomes a directory and a URL path segment."""
-    name = text.strip()
-    if not name or "/" in name:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a non-empty name without '/'")
-    return name

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RepoError, UsageError
+from ..redact import redact
 from ..timespec import format_rfc3339, utcnow
+from .base import RepoBase, base_path
 from .manifest import IMAGE_KINDS, Manifest
 from .roles import REPO_ROLES, TOP_ROLES
 from .targets import TargetPlacer, TargetSource, check_sources, remove_created
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from ..keys import NamedSigner
     from ..policy import ExpirationPolicy, ReleaseConfig
     from ..version import Version
+    from .chain import RootAnchors
     from .editor import RepoEditor, SignedRepo
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ class RepoOptions:
     link_targets: tuple[Path, ...] = ()  # extra targets, hard-linked
     copy_targets: tuple[Path, ...] = ()  # extra targets, copied
     release_start_time: datetime | None = None  # when wave offsets start; None: now
+    new_repo: bool = False  # start a new repo: do not read metadata_base_url
 
     def __post_init__(self) -> None:
         if sorted(self.images) != sorted(IMAGE_KINDS):
@@ -104,6 +108,7 @@ def _build(options: RepoOptions, infra: InfraConfig, repo: RepoConfig, now: date
            placer: TargetPlacer) -> int:
     _import_signers(repo)
     from ..keys import KeyLoader
+    from .chain import RootAnchors
     from .editor import refuse_existing
     from .trust import (
         check_future_expiries,
@@ -123,7 +128,10 @@ def _build(options: RepoOptions, infra: InfraConfig, repo: RepoConfig, now: date
     signers = repo_signers(repo, KeyLoader(infra.aws, if_missing=KEY_HINT), o.default_key_path)
 
     # Load what is published, then decide every change in memory.
-    editor, manifest = open_repo(repo, o.variant, o.arch, root_bytes)
+    editor, manifest, base = open_repo(repo, o.variant, o.arch, root_bytes,
+                                       RootAnchors(o.root_role_path.parent,
+                                                   repo.root_role_sha512),
+                                       new_repo=o.new_repo)
     if editor.root.signed.version != root.signed.version:
         check_root(editor.root, f"published root version {editor.root.signed.version}", now)
     for role in REPO_ROLES:  # fail on untrusted keys now, before targets are written
@@ -136,7 +144,7 @@ def _build(options: RepoOptions, infra: InfraConfig, repo: RepoConfig, now: date
     manifest.set_waves(o.variant, o.arch, o.version, policies.schedule)
     manifest.set_migrations(policies.release.migrations)
     signed = _place_and_sign(editor, manifest, placer, signers, expires, now, o.outdir,
-                             metadata_dir)
+                             metadata_dir, base)
     _log_result(o, manifest, signed, metadata_dir)
     return 0
 
@@ -166,7 +174,7 @@ def _import_signers(repo: RepoConfig) -> None:
 
 def _place_and_sign(editor: RepoEditor, manifest: Manifest, placer: TargetPlacer,
                     signers: list[NamedSigner], expires: dict[str, datetime], now: datetime,
-                    outdir: Path, metadata_dir: Path) -> SignedRepo:
+                    outdir: Path, metadata_dir: Path, base: RepoBase) -> SignedRepo:
     """Write the targets, then the signed metadata; targets this run created are removed
     again if anything fails."""
     from .editor import write_metadata
@@ -179,9 +187,9 @@ def _place_and_sign(editor: RepoEditor, manifest: Manifest, placer: TargetPlacer
             written = placer.place(outdir / "targets", [
                 TargetSource(manifest_path, "manifest.json", copy=True)])
         for w in written:
-            editor.add_target(w.name, w.length, w.sha256)
+            editor.add_target(w.name, w.length, w.sha256, replace=w.name == "manifest.json")
         signed = editor.sign(signers, expires, now)
-        write_metadata(signed, metadata_dir)
+        write_metadata(signed, metadata_dir, {base_path(metadata_dir): base.to_json()})
     except BaseException:
         remove_created(written)
         raise
@@ -201,27 +209,39 @@ def _log_result(o: RepoOptions, manifest: Manifest, signed: SignedRepo,
              format_rfc3339(min(update.waves.values())) if update.waves else "-")
 
 
-def open_repo(repo: RepoConfig, variant: str, arch: str,
-              root_bytes: bytes) -> tuple[RepoEditor, Manifest]:
-    """The published repo and manifest (verified), or a fresh editor and empty manifest."""
+def open_repo(repo: RepoConfig, variant: str, arch: str, root_bytes: bytes,
+              anchors: RootAnchors, new_repo: bool = False
+              ) -> tuple[RepoEditor, Manifest, RepoBase]:
+    """The published repo and manifest (verified) and the base they are, or a fresh editor,
+    an empty manifest and a new base."""
     from .editor import RepoEditor
 
+    def fresh() -> tuple[RepoEditor, Manifest, RepoBase]:
+        return RepoEditor(root_bytes), Manifest(), RepoBase.new()
+
+    if new_repo:
+        log.info("starting a new repo for %s %s (the published one is not read); "
+                 "publishing it over an existing repo is refused", variant, arch)
+        return fresh()
     if not repo.metadata_base_url or not repo.targets_url:
         if repo.metadata_base_url or repo.targets_url:
             raise RepoError(f"[repo.{repo.name}] must set both metadata_base_url and "
                             "targets_url (or neither, to start a new repo)")
-        log.info("no metadata_base_url for [repo.%s]; starting a new repo", repo.name)
-        return RepoEditor(root_bytes), Manifest()
+        log.info("no metadata_base_url for [repo.%s]; starting a new repo (publishing it "
+                 "over an existing repo is refused)", repo.name)
+        return fresh()
     from .fetch import repo_urls
     from .loader import load_repo
 
     metadata_url, targets_url = repo_urls(repo.metadata_base_url, repo.targets_url,
                                           variant, arch)
     # Our root may be a new version being published (a rotation): see loader.py.
-    loaded = load_repo(metadata_url, targets_url, root_bytes, newer_local_root=True)
+    loaded = load_repo(metadata_url, targets_url, root_bytes, newer_local_root=True,
+                       anchors=anchors)
     if loaded is None:
-        return RepoEditor(root_bytes), Manifest()
-    log.info("loaded repo %s: %d targets, targets version %d", metadata_url,
+        return fresh()
+    log.info("loaded repo %s: %d targets, targets version %d", redact(metadata_url),
              len(loaded.targets.signed.targets), loaded.targets.signed.version)
     manifest = Manifest.from_json(loaded.manifest) if loaded.manifest else Manifest()
-    return RepoEditor.from_loaded(loaded, root_bytes), manifest
+    return (RepoEditor.from_loaded(loaded, root_bytes), manifest,
+            RepoBase.of_timestamp(loaded.timestamp_bytes))
