@@ -8,6 +8,9 @@
 - files are processed concurrently (hashlib releases the GIL on large buffers), each with one
   1 MiB buffer, so memory stays small whatever the image size.
 Nothing is written before `place()`; files `place()` creates are removed if the run fails.
+Ctrl-C while `place()` waits stops every job within one buffer (each checks a cancel event
+between reads), removes their temporary files and whatever they had already put in place,
+and re-raises KeyboardInterrupt (exit 130).
 """
 
 from __future__ import annotations
@@ -79,12 +82,14 @@ def _hash_file(path: Path, cancel: threading.Event | None = None) -> tuple[int, 
     return n, h.hexdigest()
 
 
-def _copy_hash(src: Path, dst_fd: int) -> tuple[int, str]:
+def _copy_hash(src: Path, dst_fd: int, cancel: threading.Event) -> tuple[int, str]:
     h, n = hashlib.sha256(), 0
     buf = bytearray(BUF)
     view = memoryview(buf)
     with open(src, "rb", buffering=0) as f, os.fdopen(dst_fd, "wb", buffering=0) as out:
         while k := f.readinto(buf):
+            if cancel.is_set():
+                raise _Cancelled()
             h.update(view[:k])
             out.write(view[:k])
             n += k
@@ -120,17 +125,23 @@ class TargetPlacer:
     def place(self, targets_dir: Path, more: Sequence[TargetSource] = ()) -> list[WrittenTarget]:
         """Write every source (and `more`, copied) into `targets_dir`; all or nothing."""
         targets_dir.mkdir(parents=True, exist_ok=True)
-        jobs = [(s, self._pool.submit(self._place_one, s, targets_dir))
-                for s in [*self.sources, *more]]
+        jobs: list[tuple[TargetSource, Future]] = []
         done: list[WrittenTarget] = []
-        errors: list[BaseException] = []
-        for s, fut in jobs:
-            try:
-                done.append(fut.result())
-            except OSError as e:
-                errors.append(RepoError(f"cannot add target {s.path}: {e.strerror or e}"))
-            except BaseException as e:  # noqa: BLE001 - re-raised below after cleanup
-                errors.append(e)
+        errors: list[Exception] = []
+        try:
+            for s in [*self.sources, *more]:
+                jobs.append((s, self._pool.submit(self._place_one, s, targets_dir)))
+            for s, fut in jobs:
+                try:
+                    done.append(fut.result())
+                except OSError as e:
+                    errors.append(RepoError(f"cannot add target {s.path}: {e.strerror or e}"))
+                except Exception as e:  # re-raised below after cleanup
+                    errors.append(e)
+        except BaseException:  # Ctrl-C while waiting: stop every job now, not when done
+            self._cancel.set()
+            remove_created(_finished(jobs))
+            raise
         if errors:
             remove_created(done)
             raise errors[0]
@@ -146,10 +157,10 @@ class TargetPlacer:
         tmp = Path(tmp_name)
         try:
             if known is None:
-                length, digest = _copy_hash(src.path, fd)
+                length, digest = _copy_hash(src.path, fd, self._cancel)
             else:
                 os.close(fd)
-                length, digest = _link_or_copy(src.path, tmp, known)
+                length, digest = _link_or_copy(src.path, tmp, known, self._cancel)
             if not os.path.samefile(tmp, src.path):
                 os.chmod(tmp, 0o644)
             final = targets_dir / f"{digest}.{src.name}"
@@ -164,7 +175,18 @@ class TargetPlacer:
             raise
 
 
-def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str]) -> tuple[int, str]:
+def _finished(jobs: Sequence[tuple[TargetSource, Future]]) -> list[WrittenTarget]:
+    """Wait for cancelled jobs to stop (each within one buffer); what they had placed."""
+    placed = []
+    for _, fut in jobs:
+        fut.cancel()
+        with contextlib.suppress(Exception):  # cancelled or failed: nothing to remove
+            placed.append(fut.result())
+    return placed
+
+
+def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str],
+                  cancel: threading.Event) -> tuple[int, str]:
     """Hard-link `src` to `tmp` (which mkstemp created); copy where a link is impossible, and
     then the copy's hash must match the one computed before."""
     os.unlink(tmp)
@@ -176,7 +198,7 @@ def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str]) -> tuple[int, st
             raise
         log.debug("cannot hard-link %s (%s); copying", src, e.strerror)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    if _copy_hash(src, fd) != known:
+    if _copy_hash(src, fd, cancel) != known:
         raise RepoError(f"target {src} changed while it was being read")
     return known
 
