@@ -28,13 +28,16 @@ ROOT_MAX_LENGTH = 4 << 20
 TIMESTAMP_MAX_LENGTH = 1 << 20
 SNAPSHOT_MAX_LENGTH = 64 << 20
 TARGETS_MAX_LENGTH = 256 << 20
+# Seconds to wait for a connection or between bytes (python-tuf's default); a timeout is an
+# error, never "not published".
+SOCKET_TIMEOUT = 30
 
 
 class Fetcher(FetcherInterface):
     """ngclient fetcher for `file://` URLs (read from disk) and `http(s)://` (urllib3)."""
 
     def __init__(self, record: str | None = None) -> None:
-        self._http = Urllib3Fetcher(app_user_agent="pubsys")
+        self._http = Urllib3Fetcher(socket_timeout=SOCKET_TIMEOUT, app_user_agent="pubsys")
         self._record = record
         self.recorded: dict[str, bytes] = {}  # name under `record` -> bytes, once read whole
 
