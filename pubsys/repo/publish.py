@@ -112,7 +112,8 @@ def read_built_repo(outdir: Path, variant: str, arch: str) -> BuiltRepo:
     metadata.append(MetadataFile("timestamp.json", (metadata_dir / "timestamp.json").read_bytes()))
     listed, local = _listed_targets(loaded, targets_dir)
     return BuiltRepo(metadata_dir, tuple(metadata), listed, local, roots,
-                     loaded.timestamp.signed.version, RepoBase.read(metadata_dir))
+                     loaded.timestamp.signed.version, RepoBase.read(metadata_dir), variant,
+                     arch)
 
 
 def _read_roots(metadata_dir: Path) -> tuple[dict[int, Root], dict[int, bytes]]:

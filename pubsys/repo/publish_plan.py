@@ -56,6 +56,12 @@ class BuiltRepo:
     roots: Mapping[int, Root]
     timestamp_version: int
     base: RepoBase = field(default_factory=RepoBase.new)  # what the build extended
+    variant: str = ""  # where its metadata goes: PREFIX/<variant>/<arch>/
+    arch: str = ""
+
+    def key(self, bucket: Bucket, name: str = "") -> str:
+        """The bucket key of one of its metadata files (or of its metadata prefix)."""
+        return bucket.key(self.variant, self.arch, name)
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,7 @@ def _plan_metadata(built: BuiltRepo, remote: RemoteState, bucket: Bucket,
     newest_local_root = max(built.roots)
     if remote_roots and max(remote_roots) > newest_local_root:
         raise RepoError(
-            f"{bucket.uri(bucket.key())} holds root version {max(remote_roots)}, newer than "
+            f"{bucket.uri(built.key(bucket))} holds root version {max(remote_roots)}, newer than "
             f"the built repo's {newest_local_root}; rebuild from the published repo"
         )
     uploads, skipped = [], []
@@ -156,7 +162,8 @@ def _plan_metadata(built: BuiltRepo, remote: RemoteState, bucket: Bucket,
             uploads.append(f)  # judged by _check_base and _check_rollback
         else:
             raise RepoError(
-                f"the repo changed since the build: {bucket.uri(bucket.key(f.name))} already "
+                f"the repo changed since the build: {bucket.uri(built.key(bucket, f.name))} "
+                "already "
                 "exists with different content (another publisher wrote it; published "
                 "metadata versions never change). Rebuild from the published repo"
             )
@@ -189,7 +196,7 @@ def rotated_roles(old: Root, new: Root) -> list[str]:
 def _check_base(built: BuiltRepo, theirs: bytes | None, bucket: Bucket,
                 allow_new_repo: bool) -> None:
     """The bucket must still hold exactly the base the build extended."""
-    base, where = built.base, bucket.uri(bucket.key("timestamp.json"))
+    base, where = built.base, bucket.uri(built.key(bucket, "timestamp.json"))
     if base.held_by(theirs):
         return
     if base.is_new:
@@ -214,7 +221,7 @@ def _check_rollback(built: BuiltRepo, theirs: bytes | None, bucket: Bucket,
     """Never replace a timestamp with one that is not newer, nor one we cannot read."""
     if theirs is None:
         return
-    where = bucket.uri(bucket.key("timestamp.json"))
+    where = bucket.uri(built.key(bucket, "timestamp.json"))
     try:
         remote_version = timestamp_version(theirs)
     except ValueError as e:
