@@ -17,6 +17,7 @@ once the hash threads run: the whole command takes about as long as hashing the 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -143,6 +144,8 @@ def _build(options: RepoOptions, infra: InfraConfig, repo: RepoConfig, now: date
                         {kind: o.images[kind].name for kind in IMAGE_KINDS})
     manifest.set_waves(o.variant, o.arch, o.version, policies.schedule)
     manifest.set_migrations(policies.release.migrations)
+    for name, (length, sha256) in placer.hashed().items():  # before anything is written
+        editor.refuse_changed_target(name, length, sha256)
     signed = _place_and_sign(editor, manifest, placer, signers, expires, now, o.outdir,
                              metadata_dir, base)
     _log_result(o, manifest, signed, metadata_dir)
@@ -175,11 +178,12 @@ def _import_signers(repo: RepoConfig) -> None:
 def _place_and_sign(editor: RepoEditor, manifest: Manifest, placer: TargetPlacer,
                     signers: list[NamedSigner], expires: dict[str, datetime], now: datetime,
                     outdir: Path, metadata_dir: Path, base: RepoBase) -> SignedRepo:
-    """Write the targets, then the signed metadata; targets this run created are removed
-    again if anything fails."""
+    """Write the targets, then the signed metadata; targets (and directories) this run
+    created are removed again if anything fails."""
     from .editor import write_metadata
 
     written = []
+    new_dirs = [d for d in (outdir, outdir / "targets", metadata_dir.parent) if not d.exists()]
     try:
         with tempfile.TemporaryDirectory(prefix="pubsys-manifest-") as tmp:
             manifest_path = Path(tmp, "manifest.json")
@@ -192,6 +196,9 @@ def _place_and_sign(editor: RepoEditor, manifest: Manifest, placer: TargetPlacer
         write_metadata(signed, metadata_dir, {base_path(metadata_dir): base.to_json()})
     except BaseException:
         remove_created(written)
+        for d in reversed(new_dirs):
+            with contextlib.suppress(OSError):  # only if empty: never another run's files
+                d.rmdir()
         raise
     return signed
 

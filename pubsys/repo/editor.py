@@ -100,15 +100,19 @@ class RepoEditor:
         `replace` (manifest.json, rewritten by every build)."""
         if "/" in name or not name or name in (".", ".."):
             raise RepoError(f"target name {name!r} must be a plain file name (no '/')")
+        if not replace:
+            self.refuse_changed_target(name, length, sha256)
+        self.targets.signed.targets[name] = TargetFile(length, {"sha256": sha256}, name)
+
+    def refuse_changed_target(self, name: str, length: int, sha256: str) -> None:
+        """A target the repo lists under `name` must have this length and sha256."""
         old = self.targets.signed.targets.get(name)
-        if old is not None and not replace and (
-                old.length != length or old.hashes.get("sha256") != sha256):
+        if old is not None and (old.length != length or old.hashes.get("sha256") != sha256):
             raise RepoError(
                 f"target {name} is already published with {old.length} bytes, sha256 "
                 f"{old.hashes.get('sha256')}; this build's {name} has {length} bytes, sha256 "
                 f"{sha256}. Published targets never change: give the new file another name "
                 "(a new version)")
-        self.targets.signed.targets[name] = TargetFile(length, {"sha256": sha256}, name)
 
     def target_names(self) -> list[str]:
         return sorted(self.targets.signed.targets)

@@ -23,9 +23,10 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import RepoError
 
@@ -107,6 +108,10 @@ class TargetPlacer:
         workers = workers or max(2, min(len(self.sources), 8))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target")
         self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0  # placement jobs running (whether or not we hold their future)
+        self._created: list[WrittenTarget] = []
         self._hashes: dict[str, Future] = {
             s.name: self._pool.submit(_hash_file, s.path, self._cancel)
             for s in self.sources if not s.copy}
@@ -122,6 +127,17 @@ class TargetPlacer:
         self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def hashed(self) -> dict[str, tuple[int, str]]:
+        """Length and sha256 of every link target, once the background hashing is done."""
+        out = {}
+        for s in self.sources:
+            if s.name in self._hashes:
+                try:
+                    out[s.name] = _result(self._hashes[s.name])
+                except OSError as e:
+                    raise RepoError(f"cannot read target {s.path}: {e.strerror or e}") from None
+        return out
+
     def place(self, targets_dir: Path, more: Sequence[TargetSource] = ()) -> list[WrittenTarget]:
         """Write every source (and `more`, copied) into `targets_dir`; all or nothing."""
         targets_dir.mkdir(parents=True, exist_ok=True)
@@ -133,21 +149,43 @@ class TargetPlacer:
                 jobs.append((s, self._pool.submit(self._place_one, s, targets_dir)))
             for s, fut in jobs:
                 try:
-                    done.append(fut.result())
+                    done.append(_result(fut))
                 except OSError as e:
                     errors.append(RepoError(f"cannot add target {s.path}: {e.strerror or e}"))
                 except Exception as e:  # re-raised below after cleanup
                     errors.append(e)
         except BaseException:  # Ctrl-C while waiting: stop every job now, not when done
-            self._cancel.set()
-            remove_created(_finished(jobs))
+            self._stop()
             raise
         if errors:
             remove_created(done)
             raise errors[0]
         return done
 
+    def _stop(self) -> None:
+        """Every running job stops within one buffer and none starts (even one submitted as
+        Ctrl-C came, on a thread the pool had not registered yet); then whatever they placed
+        is removed."""
+        self._cancel.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            while self._active:
+                self._idle.wait(0.1)
+            remove_created(self._created)
+
     def _place_one(self, src: TargetSource, targets_dir: Path) -> WrittenTarget:
+        with self._lock:
+            if self._cancel.is_set():
+                raise _Cancelled()
+            self._active += 1
+        try:
+            return self._place(src, targets_dir)
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _place(self, src: TargetSource, targets_dir: Path) -> WrittenTarget:
         known = self._hashes[src.name].result() if src.name in self._hashes else None
         if known is not None:
             final = targets_dir / f"{known[1]}.{src.name}"
@@ -168,21 +206,22 @@ class TargetPlacer:
                 tmp.unlink()
                 return WrittenTarget(src.name, length, digest, final, created=False)
             os.replace(tmp, final)
-            return WrittenTarget(src.name, length, digest, final, created=True)
+            placed = WrittenTarget(src.name, length, digest, final, created=True)
+            with self._lock:
+                self._created.append(placed)
+            return placed
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
 
 
-def _finished(jobs: Sequence[tuple[TargetSource, Future]]) -> list[WrittenTarget]:
-    """Wait for cancelled jobs to stop (each within one buffer); what they had placed."""
-    placed = []
-    for _, fut in jobs:
-        fut.cancel()
-        with contextlib.suppress(Exception):  # cancelled or failed: nothing to remove
-            placed.append(fut.result())
-    return placed
+def _result(fut: Future) -> Any:
+    """`fut.result()`, waking up every 0.1 s: a plain wait is not interrupted by a Ctrl-C that
+    the kernel delivered to another thread, so KeyboardInterrupt would wait for the job."""
+    while not fut.done():
+        wait([fut], timeout=0.1)
+    return fut.result()
 
 
 def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str],
