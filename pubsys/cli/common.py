@@ -68,7 +68,7 @@ def safe_name(text: str) -> str:
     """A variant, version, build or prefix: one safe path component (letters, digits, '.',
     '_', '+', '-'; starting with a letter or digit), since it ends up in paths, S3 keys and
     SSM parameter names."""
-    if not _SAFE_NAME.match(text) or text in (".", ".."):
+    if not _SAFE_NAME.fullmatch(text) or text in (".", ".."):  # fullmatch: no final "\n"
         raise ValueError(f"{text!r} is not a safe name: use letters, digits, '.', '_', '+' "
                          "and '-', starting with a letter or digit (at most 128)")
     return text
