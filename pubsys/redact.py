@@ -12,6 +12,7 @@ the operator still sees where a request went.
 
 from __future__ import annotations
 
+import logging
 import re
 
 MASK = "***"
@@ -26,7 +27,7 @@ _SECRET_PARAMS = (
 )
 _QUERY = re.compile(
     r"(?P<name>[?&;](?:" + "|".join(re.escape(p) for p in _SECRET_PARAMS) + r")=)"
-    r"[^&;#\s'\"<>]*", re.IGNORECASE)
+    r"[^&;#:\s'\"<>]*", re.IGNORECASE)
 
 
 def redact(text: object) -> str:
@@ -34,3 +35,26 @@ def redact(text: object) -> str:
     s = str(text)
     s = _USERINFO.sub(lambda m: m["scheme"] + MASK + "@", s)
     return _QUERY.sub(lambda m: m["name"] + MASK, s)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a log record's message (for loggers of libraries that log URLs, such as
+    urllib3's retry warnings, which name the URL with its query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = redact(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def redact_library_logs(*loggers: str) -> None:
+    """Attach the redacting filter to these loggers (idempotent)."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

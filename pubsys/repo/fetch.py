@@ -19,7 +19,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import FetcherInterface, Urllib3Fetcher
 
 from ..errors import RepoError
-from ..redact import redact
+from ..redact import redact, redact_library_logs
 
 CHUNK = 1 << 20
 # Upper bounds for every remote metadata read: generous (Bottlerocket repos list many
@@ -31,12 +31,15 @@ TARGETS_MAX_LENGTH = 256 << 20
 # Seconds to wait for a connection or between bytes (python-tuf's default); a timeout is an
 # error, never "not published".
 SOCKET_TIMEOUT = 30
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.poolmanager",
+                   "urllib3.util.retry")
 
 
 class Fetcher(FetcherInterface):
     """ngclient fetcher for `file://` URLs (read from disk) and `http(s)://` (urllib3)."""
 
     def __init__(self, record: str | None = None) -> None:
+        redact_library_logs(*URLLIB3_LOGGERS)  # its retry warnings name the URL
         self._http = Urllib3Fetcher(socket_timeout=SOCKET_TIMEOUT, app_user_agent="pubsys")
         self._record = record
         self.recorded: dict[str, bytes] = {}  # name under `record` -> bytes, once read whole
