@@ -3,11 +3,19 @@
   1. Check every input first (images, policies, root, keys, output directory), so bad input
      fails before anything is written.
   2. Load the existing repo, when `metadata_base_url` and `targets_url` are configured,
-     through a verifying TUF client starting from the trusted root (absent: start fresh).
+     through a verifying TUF client starting from the trusted root; only a missing
+     timestamp.json (404) means "no repo yet" (403, timeouts: errors). While publishing a new
+     root version, the older ones are trusted only through an anchor the operator holds
+     (chain.py). `new_repo` (or no metadata_base_url) starts a new repo instead.
   3. Update manifest.json: add the update, raise max_version, set waves, replace migrations.
+     A target the repo already lists must keep its bytes (checked from the background hashes
+     before anything is written).
   4. Place targets in OUTDIR/targets/<sha256>.<name> (each file read once, concurrently).
-  5. Sign targets, snapshot and timestamp and write OUTDIR/<variant>/<arch>/ in one rename.
-  It refuses to run when that metadata directory already exists.
+  5. Sign targets, snapshot and timestamp and write OUTDIR/<variant>/<arch>/ in one rename,
+     with OUTDIR/<variant>/<arch>.pubsys-base.json beside it naming the published
+     timestamp.json it extended (or a new repo): `publish-repo` uploads it only onto that.
+  It refuses to run when that metadata directory already exists; a failed or interrupted
+  run removes what it wrote.
 
 The images are hashed from the moment their names are known, in threads, while the rest of
 the run reads policies and keys and loads the published repo. What is not needed to start

@@ -13,9 +13,10 @@ comes from the bucket but is trusted only through an anchor the operator holds:
 
 From the newest anchor below N, each version K+1 must be signed by a threshold of version K's
 root keys and by its own (as a TUF client checks), up to N. Versions below the anchor are
-history: each must be signed by a threshold of the one below it... read backwards, version K's
-keys must have signed K+1, so the published history is at least consistent. A missing
-version is an error: clients holding it could not update.
+history the build only republishes: version K's keys must have signed K+1, so the published
+history is at least consistent. A missing version is an error: clients holding it could not
+update. Without a rotation N itself is the anchor (the client starts from it), and a local
+copy that differs from the published version is refused all the same.
 
 Pure: the caller passes the published bytes (`served`), nothing here does I/O but reading the
 local copies.
