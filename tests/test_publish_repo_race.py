@@ -47,7 +47,8 @@ def publish_base_and_build_releases(ws, public_bucket):
     (ws.tmp / "Release.toml").write_text('version = "1.0.0"\n[migrations]\n')
     with ThreadPoolExecutor(max_workers=2) as pool:  # two cores
         outs = dict(zip(RELEASES, pool.map(
-            lambda v: build_from_bucket(ws, infra, v, ws.tmp / f"out-{v}"), RELEASES)))
+            lambda v: build_from_bucket(ws, infra, v, ws.tmp / f"out-{v}"), RELEASES),
+            strict=True))
     return infra, base, root, cache, outs
 
 
