@@ -32,6 +32,7 @@ from tuf.ngclient import Updater
 
 from .config import InfraConfig, RepoConfig
 from .errors import ConfigError, RepoError
+from .redact import redact
 from .repo.fetch import Fetcher, repo_urls
 from .repo.loader import CLIENT_CONFIG
 from .variant import load_variant_manifest
@@ -69,7 +70,7 @@ def run_fetch_variant(options: FetchVariantOptions, infra: InfraConfig) -> int:
         raise ConfigError(f"cannot read root role {options.root_role_path}: "
                           f"{e.strerror or e}") from None
     log.info("fetching %s (%s, %s plan) from %s", ", ".join(names), manifest.image_format,
-             manifest.layout.partition_plan, metadata_url)
+             manifest.layout.partition_plan, redact(metadata_url))
     options.outdir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fetch-variant-", dir=options.outdir))
     try:
@@ -104,23 +105,24 @@ def _download(metadata_url: str, targets_url: str, trusted_root: bytes,
     try:
         updater.refresh()
     except tuf_exc.DownloadHTTPError as e:
-        raise RepoError(f"cannot load repo {metadata_url}: {e} (HTTP {e.status_code})") from None
+        raise RepoError(redact(f"cannot load repo {metadata_url}: {e} (HTTP {e.status_code})")
+                        ) from None
     except tuf_exc.RepositoryError as e:
-        raise RepoError(f"repo {metadata_url} failed verification: "
-                        f"{type(e).__name__}: {e}") from None
+        raise RepoError(redact(f"repo {metadata_url} failed verification: "
+                               f"{type(e).__name__}: {e}")) from None
     except tuf_exc.DownloadError as e:
-        raise RepoError(f"cannot load repo {metadata_url}: {e.__cause__ or e}") from None
+        raise RepoError(redact(f"cannot load repo {metadata_url}: {e.__cause__ or e}")) from None
     for name in names:
         info = updater.get_targetinfo(name)
         if info is None:
-            raise RepoError(f"repo {metadata_url} has no target {name!r}; check the variant, "
-                            "arch and file name prefix")
+            raise RepoError(redact(f"repo {metadata_url} has no target {name!r}; check the "
+                                   "variant, arch and file name prefix"))
         log.info("downloading %s (%d bytes)", name, info.length)
         try:
             updater.download_target(info, str(staging / name))
         except tuf_exc.RepositoryError as e:
-            raise RepoError(f"target {name!r} from {targets_url} failed verification: "
-                            f"{type(e).__name__}: {e}") from None
+            raise RepoError(redact(f"target {name!r} from {targets_url} failed verification: "
+                                   f"{type(e).__name__}: {e}")) from None
         except tuf_exc.DownloadError as e:
-            raise RepoError(f"cannot download target {name!r} from {targets_url}: "
-                            f"{e.__cause__ or e}") from None
+            raise RepoError(redact(f"cannot download target {name!r} from {targets_url}: "
+                                   f"{e.__cause__ or e}")) from None

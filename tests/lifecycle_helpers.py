@@ -35,8 +35,8 @@ def write_infra(ws: RepoBuild, metadata_base_url: str | None, targets_url: str |
     return path
 
 
-def build(ws: RepoBuild, version: str, outdir: Path, **kw) -> Path:
-    r = ws.repo(version, outdir, **kw)
+def build(ws: RepoBuild, version: str, outdir: Path, *extra: str, **kw) -> Path:
+    r = ws.repo(version, outdir, *extra, **kw)
     assert r.returncode == 0, r
     return outdir
 

@@ -48,16 +48,17 @@ class RepoBuild:
                                   size + i, seed=hash((version, kind)) % 251)
                 for i, kind in enumerate(("boot", "root", "hash"))}
 
-    def repo(self, version: str, outdir: Path, *extra: str, images: dict | None = None,
-             waves: Path | None = None, expiration: Path | None = None,
-             release: Path | None = None, global_flags: tuple = ()):
+    def repo_argv(self, version: str, outdir: Path, *extra: str, images: dict | None = None,
+                  waves: Path | None = None, expiration: Path | None = None,
+                  release: Path | None = None, global_flags: tuple = ()) -> list[str]:
+        """The `pubsys repo` arguments for one release (for `cli.main` or a subprocess)."""
         images = images or self.images(version)
         if release is None:
             release = self.tmp / "Release.toml"
             if not release.exists():
                 release.write_text('version = "1.0.0"\n[migrations]\n'
                                    '"(0.9.0, 1.0.0)" = ["migrate_a.lz4"]\n')
-        return self.run(
+        return [str(a) for a in (
             *global_flags, "repo", "--variant", self.variant, "--arch", self.arch,
             "--version", version,
             "--boot-image", images["boot"], "--root-image", images["root"],
@@ -67,5 +68,8 @@ class RepoBuild:
             "--release-config-path", release,
             "--wave-policy-path", waves or POLICIES / "waves" / "default-waves.toml",
             "--root-role-path", self.root_json, "--default-key-path", self.key,
-            "--outdir", outdir, *extra, cwd=self.tmp, env=self.env,
-        )
+            "--outdir", outdir, *extra)]
+
+    def repo(self, version: str, outdir: Path, *extra: str, **kw):
+        return self.run(*self.repo_argv(version, outdir, *extra, **kw), cwd=self.tmp,
+                        env=self.env)

@@ -17,7 +17,8 @@ from tuf.api.metadata import Root
 from pubsys import cli
 from pubsys.aws import clients as clients_mod
 from pubsys.errors import RepoError
-from pubsys.repo import publish
+from pubsys.repo import publish, publish_s3
+from pubsys.repo.base import RepoBase
 from pubsys.repo.publish_plan import (
     Bucket,
     BuiltRepo,
@@ -90,11 +91,12 @@ def test_plan_refuses_to_roll_the_timestamp_back(remote_version):
     remote = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
                          existing={"timestamp.json": _ts(remote_version, "1.0.31")})
     with pytest.raises(RepoError, match="roll clients back"):
-        plan_publish(_built(), remote, B)
+        plan_publish(_built(base=RepoBase.of_timestamp(_ts(remote_version, "1.0.31"))),
+                     remote, B)
 
 
 def test_plan_replaces_an_older_timestamp_and_nothing_when_identical():
-    built = _built()
+    built = _built(base=RepoBase.of_timestamp(_ts(6)))
     older = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
                         existing={"timestamp.json": _ts(6)})
     assert plan_publish(built, older, B).metadata[-1].name == "timestamp.json"
@@ -232,7 +234,7 @@ def test_dry_run_lists_the_uploads_in_order_and_uploads_nothing(ws, bucket, s3_c
 
 
 def test_large_target_goes_up_in_parts_and_arrives_intact(ws, bucket, s3_calls, monkeypatch):
-    monkeypatch.setattr(publish, "PART_SIZE", 5 << 20)  # S3's smallest part
+    monkeypatch.setattr(publish_s3, "PART_SIZE", 5 << 20)  # S3's smallest part
     images = ws.images("1.0.0", size=4096)
     images["root"] = write_image(images["root"], (5 << 20) + 12345, seed=7)
     out = build(ws, "1.0.0", ws.tmp / "out", images=images)
@@ -285,3 +287,114 @@ def test_missing_bucket_is_an_error_naming_it(ws, capsys):
 def test_unbuilt_outdir_is_an_error(ws, bucket, capsys):
     assert publish_in_process(write_publish_infra(ws), ws.tmp / "nothing") == 1
     assert "timestamp.json not found" in capsys.readouterr().err
+
+
+# --- pure: the base the build extended (no published release is lost) ---------------------
+
+
+def test_plan_refuses_a_bucket_that_no_longer_holds_the_build_base():
+    built = _built(base=RepoBase.of_timestamp(_ts(5)))
+    moved_on = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
+                           existing={"timestamp.json": _ts(6)})
+    with pytest.raises(RepoError, match="the repo changed since the build: .* built on "
+                       "timestamp.json version 5 .* is now timestamp.json version 6"):
+        plan_publish(built, moved_on, B)
+    gone = RemoteState(targets={"cc.old.img": 30}, metadata={})
+    with pytest.raises(RepoError, match="is now no timestamp.json"):
+        plan_publish(built, gone, B)
+    held = dataclasses.replace(moved_on, existing={"timestamp.json": _ts(5)})
+    assert plan_publish(built, held, B).metadata[-1].name == "timestamp.json"
+
+
+def test_plan_refuses_a_new_repo_over_an_existing_one_unless_allowed():
+    remote = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
+                         existing={"timestamp.json": _ts(6)})
+    with pytest.raises(RepoError, match="built as a new repo"):
+        plan_publish(_built(), remote, B)
+    assert plan_publish(_built(), remote, B, allow_new_repo=True).metadata
+    # the rollback rule still holds for a replacement
+    with pytest.raises(RepoError, match="roll clients back"):
+        plan_publish(_built(), dataclasses.replace(
+            remote, existing={"timestamp.json": _ts(9)}), B, allow_new_repo=True)
+
+
+def test_plan_refuses_an_unparseable_timestamp_unless_allowed():
+    remote = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
+                         existing={"timestamp.json": b"\x00garbage"})
+    with pytest.raises(RepoError, match="cannot be parsed"):
+        plan_publish(_built(), remote, B, allow_new_repo=True)
+    plan = plan_publish(_built(), remote, B, allow_new_repo=True,
+                        allow_unparseable_timestamp=True)
+    assert plan.metadata[-1].name == "timestamp.json"
+
+
+def test_plan_messages_name_the_repo_keys():
+    built = _built(base=RepoBase.of_timestamp(_ts(5)), variant=VARIANT, arch=ARCH)
+    remote = RemoteState(targets={"cc.old.img": 30}, metadata={"timestamp.json": 1},
+                         existing={"timestamp.json": _ts(6)})
+    with pytest.raises(RepoError, match=f"s3://{BUCKET}/{PREFIX}/{VARIANT}/{ARCH}/timestamp"):
+        plan_publish(built, remote, B)
+
+
+# --- conditional writes (mock_aws, with moto's conditional writes made atomic) ------------
+
+
+@pytest.fixture
+def conditional_bucket(bucket):
+    from devtools import moto_ext_s3
+
+    moto_ext_s3.install()
+    return bucket
+
+
+def _meta_client(bucket_client):
+    """A client like publish-repo's: writes that state no condition get If-None-Match."""
+    s3 = boto3.client("s3", region_name=REGION)
+    publish_s3.require_new_objects(s3)
+    return s3
+
+
+def test_timestamp_replaces_only_the_object_read_at_plan_time(conditional_bucket):
+    s3 = _meta_client(conditional_bucket)
+    key = f"{PREFIX}/{VARIANT}/{ARCH}/timestamp.json"
+    etag = conditional_bucket.put_object(Bucket=BUCKET, Key=key, Body=b"base")["ETag"]
+    # another publisher, after our plan
+    conditional_bucket.put_object(Bucket=BUCKET, Key=key, Body=b"another publisher's")
+    ours = MetadataFile("timestamp.json", b"ours")
+    with pytest.raises(RepoError, match="the repo changed since the build"):
+        publish_s3.upload_metadata(s3, B, [ours], VARIANT, ARCH, etag)
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"another publisher's"
+    # the same bytes already there (another run of this very build) are fine
+    publish_s3.upload_metadata(s3, B, [MetadataFile("timestamp.json", b"another publisher's")],
+                               VARIANT, ARCH, etag)
+
+
+def test_versioned_metadata_is_created_never_replaced(conditional_bucket):
+    s3 = _meta_client(conditional_bucket)
+    key = f"{PREFIX}/{VARIANT}/{ARCH}/7.targets.json"
+    conditional_bucket.put_object(Bucket=BUCKET, Key=key, Body=b"theirs")
+    with pytest.raises(RepoError, match="7.targets.json was written by another publisher"):
+        publish_s3.upload_metadata(s3, B, [MetadataFile("7.targets.json", b"ours")], VARIANT,
+                                   ARCH, None)
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"theirs"
+    publish_s3.upload_metadata(s3, B, [MetadataFile("7.targets.json", b"theirs")], VARIANT,
+                               ARCH, None)
+
+
+def test_a_target_written_meanwhile_must_hold_the_same_bytes(conditional_bucket, tmp_path):
+    import hashlib
+
+    s3 = _meta_client(conditional_bucket)
+    data = b"image bytes" * 100
+    digest = hashlib.sha256(data).hexdigest()
+    path = tmp_path / "img"
+    path.write_bytes(data)
+    upload = TargetUpload(f"{digest}.img", path, len(data), digest)
+    key = f"{PREFIX}/targets/{digest}.img"
+    # the same name, other bytes
+    conditional_bucket.put_object(Bucket=BUCKET, Key=key, Body=b"X" * len(data))
+    with pytest.raises(RepoError, match="appeared during the upload with other content"):
+        publish_s3.upload_targets(s3, B, [upload])
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"X" * len(data)
+    conditional_bucket.put_object(Bucket=BUCKET, Key=key, Body=data)
+    publish_s3.upload_targets(s3, B, [upload])  # identical: accepted

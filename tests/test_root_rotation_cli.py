@@ -114,6 +114,7 @@ def test_validate_style_loading_keeps_the_strict_view(v1_repo, tmp_path):
     """Without the rotation flag, a client holding only v2 cannot read the v1-signed repo:
     that is what update clients shipping v2 would see, and what validation must report."""
     from pubsys.errors import RepoError
+    from pubsys.repo.chain import RootAnchors
     from pubsys.repo.loader import load_repo
 
     ws = v1_repo
@@ -125,7 +126,7 @@ def test_validate_style_loading_keeps_the_strict_view(v1_repo, tmp_path):
         with pytest.raises(RepoError, match="failed verification"):
             load_repo(base, f"{url}/targets/", ws.root_json.read_bytes())
         loaded = load_repo(base, f"{url}/targets/", ws.root_json.read_bytes(),
-                           newer_local_root=True)
+                           newer_local_root=True, anchors=RootAnchors(ws.root_json.parent))
     assert loaded.root.signed.version == 1
     assert sorted(loaded.root_versions) == [1, 2]
 

@@ -68,7 +68,7 @@ def safe_name(text: str) -> str:
     """A variant, version, build or prefix: one safe path component (letters, digits, '.',
     '_', '+', '-'; starting with a letter or digit), since it ends up in paths, S3 keys and
     SSM parameter names."""
-    if not _SAFE_NAME.match(text) or text in (".", ".."):
+    if not _SAFE_NAME.fullmatch(text) or text in (".", ".."):  # fullmatch: no final "\n"
         raise ValueError(f"{text!r} is not a safe name: use letters, digits, '.', '_', '+' "
                          "and '-', starting with a letter or digit (at most 128)")
     return text
@@ -172,11 +172,3 @@ def semver(text: str) -> Version:
         return Version.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def variant_name(text: str) -> str:
-    """A variant name: it becomes a directory and a URL path segment."""
-    name = text.strip()
-    if not name or "/" in name:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a non-empty name without '/'")
-    return name

@@ -13,25 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ..config import InfraConfig
-from ..errors import PolicyError
 from . import root as root_cli
-from .common import command, point_in_time, repo_flag, semver, variant_name
-
-
-def arch_name(text: str) -> str:
-    """x86_64/amd64 or aarch64/arm64, as repos name it (x86_64, aarch64)."""
-    from ..policy import repo_arch
-
-    try:
-        return repo_arch(text)
-    except PolicyError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+from .common import command, point_in_time, repo_arch, repo_flag, safe_name, semver
 
 
 def _variant_arch(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", required=True, type=variant_name,
-                   help="image variant, e.g. aws-k8s-1.31")
-    p.add_argument("--arch", required=True, type=arch_name,
+    # Both become path components, S3 keys and URL segments: safe names only.
+    p.add_argument("--variant", required=True, type=safe_name,
+                   help="image variant, e.g. aws-k8s-1.31 (letters, digits, '.', '_', '+', "
+                   "'-')")
+    p.add_argument("--arch", required=True, type=repo_arch,
                    help="architecture: x86_64/amd64 or aarch64/arm64")
 
 
@@ -91,6 +82,9 @@ def _register_setup_and_repo(sub: Any) -> None:
                    help="when wave offsets start: RFC3339 or 'in N hours/days/weeks' "
                    "(default: now)")
     p.add_argument("--outdir", required=True, type=Path, help="directory to write the repo into")
+    p.add_argument("--new-repo", action="store_true",
+                   help="start a new repo without reading metadata_base_url (publish-repo "
+                   "refuses it where the bucket already holds a repo)")
 
 
 def _register_lifecycle(sub: Any) -> None:
@@ -128,6 +122,12 @@ def _register_lifecycle(sub: Any) -> None:
     p.add_argument("--outdir", required=True, type=Path,
                    help="the built repo (as given to 'pubsys repo')")
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded")
+    p.add_argument("--allow-new-repo", action="store_true",
+                   help="publish a repo built as a new one even though the bucket holds a "
+                   "repo, replacing it (its releases are no longer served)")
+    p.add_argument("--allow-unparseable-timestamp", action="store_true",
+                   help="replace a timestamp.json in the bucket that cannot be parsed "
+                   "(the rollback check cannot run)")
 
 
 def run_setup(args: argparse.Namespace, infra: InfraConfig) -> int:
@@ -147,7 +147,7 @@ def run_repo(args: argparse.Namespace, infra: InfraConfig) -> int:
         wave_policy_path=args.wave_policy_path, root_role_path=args.root_role_path,
         default_key_path=args.default_key_path, outdir=args.outdir,
         link_targets=tuple(args.link_target), copy_targets=tuple(args.copy_target),
-        release_start_time=args.release_start_time), infra)
+        release_start_time=args.release_start_time, new_repo=args.new_repo), infra)
 
 
 def run_validate_repo(args: argparse.Namespace, infra: InfraConfig) -> int:
@@ -179,7 +179,9 @@ def run_publish_repo(args: argparse.Namespace, infra: InfraConfig) -> int:
     from ..repo.publish import PublishRepoOptions, run_publish_repo
 
     return run_publish_repo(PublishRepoOptions(
-        args.repo, args.variant, args.arch, args.outdir, dry_run=args.dry_run), infra)
+        args.repo, args.variant, args.arch, args.outdir, dry_run=args.dry_run,
+        allow_new_repo=args.allow_new_repo,
+        allow_unparseable_timestamp=args.allow_unparseable_timestamp), infra)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, InfraConfig], int]] = {

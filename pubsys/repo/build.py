@@ -3,11 +3,19 @@
   1. Check every input first (images, policies, root, keys, output directory), so bad input
      fails before anything is written.
   2. Load the existing repo, when `metadata_base_url` and `targets_url` are configured,
-     through a verifying TUF client starting from the trusted root (absent: start fresh).
+     through a verifying TUF client starting from the trusted root; only a missing
+     timestamp.json (404) means "no repo yet" (403, timeouts: errors). While publishing a new
+     root version, the older ones are trusted only through an anchor the operator holds
+     (chain.py). `new_repo` (or no metadata_base_url) starts a new repo instead.
   3. Update manifest.json: add the update, raise max_version, set waves, replace migrations.
+     A target the repo already lists must keep its bytes (checked from the background hashes
+     before anything is written).
   4. Place targets in OUTDIR/targets/<sha256>.<name> (each file read once, concurrently).
-  5. Sign targets, snapshot and timestamp and write OUTDIR/<variant>/<arch>/ in one rename.
-  It refuses to run when that metadata directory already exists.
+  5. Sign targets, snapshot and timestamp and write OUTDIR/<variant>/<arch>/ in one rename,
+     with OUTDIR/<variant>/<arch>.pubsys-base.json beside it naming the published
+     timestamp.json it extended (or a new repo): `publish-repo` uploads it only onto that.
+  It refuses to run when that metadata directory already exists; a failed or interrupted
+  run removes what it wrote.
 
 The images are hashed from the moment their names are known, in threads, while the rest of
 the run reads policies and keys and loads the published repo. What is not needed to start
@@ -17,6 +25,7 @@ once the hash threads run: the whole command takes about as long as hashing the 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -28,7 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RepoError, UsageError
+from ..redact import redact
 from ..timespec import format_rfc3339, utcnow
+from .base import RepoBase, base_path
 from .manifest import IMAGE_KINDS, Manifest
 from .roles import REPO_ROLES, TOP_ROLES
 from .targets import TargetPlacer, TargetSource, check_sources, remove_created
@@ -38,6 +49,7 @@ if TYPE_CHECKING:
     from ..keys import NamedSigner
     from ..policy import ExpirationPolicy, ReleaseConfig
     from ..version import Version
+    from .chain import RootAnchors
     from .editor import RepoEditor, SignedRepo
 
 log = logging.getLogger(__name__)
@@ -61,6 +73,7 @@ class RepoOptions:
     link_targets: tuple[Path, ...] = ()  # extra targets, hard-linked
     copy_targets: tuple[Path, ...] = ()  # extra targets, copied
     release_start_time: datetime | None = None  # when wave offsets start; None: now
+    new_repo: bool = False  # start a new repo: do not read metadata_base_url
 
     def __post_init__(self) -> None:
         if sorted(self.images) != sorted(IMAGE_KINDS):
@@ -104,6 +117,7 @@ def _build(options: RepoOptions, infra: InfraConfig, repo: RepoConfig, now: date
            placer: TargetPlacer) -> int:
     _import_signers(repo)
     from ..keys import KeyLoader
+    from .chain import RootAnchors
     from .editor import refuse_existing
     from .trust import (
         check_future_expiries,
@@ -123,7 +137,10 @@ def _build(options: RepoOptions, infra: InfraConfig, repo: RepoConfig, now: date
     signers = repo_signers(repo, KeyLoader(infra.aws, if_missing=KEY_HINT), o.default_key_path)
 
     # Load what is published, then decide every change in memory.
-    editor, manifest = open_repo(repo, o.variant, o.arch, root_bytes)
+    editor, manifest, base = open_repo(repo, o.variant, o.arch, root_bytes,
+                                       RootAnchors(o.root_role_path.parent,
+                                                   repo.root_role_sha512),
+                                       new_repo=o.new_repo)
     if editor.root.signed.version != root.signed.version:
         check_root(editor.root, f"published root version {editor.root.signed.version}", now)
     for role in REPO_ROLES:  # fail on untrusted keys now, before targets are written
@@ -135,8 +152,10 @@ def _build(options: RepoOptions, infra: InfraConfig, repo: RepoConfig, now: date
                         {kind: o.images[kind].name for kind in IMAGE_KINDS})
     manifest.set_waves(o.variant, o.arch, o.version, policies.schedule)
     manifest.set_migrations(policies.release.migrations)
+    for name, (length, sha256) in placer.hashed().items():  # before anything is written
+        editor.refuse_changed_target(name, length, sha256)
     signed = _place_and_sign(editor, manifest, placer, signers, expires, now, o.outdir,
-                             metadata_dir)
+                             metadata_dir, base)
     _log_result(o, manifest, signed, metadata_dir)
     return 0
 
@@ -166,12 +185,13 @@ def _import_signers(repo: RepoConfig) -> None:
 
 def _place_and_sign(editor: RepoEditor, manifest: Manifest, placer: TargetPlacer,
                     signers: list[NamedSigner], expires: dict[str, datetime], now: datetime,
-                    outdir: Path, metadata_dir: Path) -> SignedRepo:
-    """Write the targets, then the signed metadata; targets this run created are removed
-    again if anything fails."""
+                    outdir: Path, metadata_dir: Path, base: RepoBase) -> SignedRepo:
+    """Write the targets, then the signed metadata; targets (and directories) this run
+    created are removed again if anything fails."""
     from .editor import write_metadata
 
     written = []
+    new_dirs = [d for d in (outdir, outdir / "targets", metadata_dir.parent) if not d.exists()]
     try:
         with tempfile.TemporaryDirectory(prefix="pubsys-manifest-") as tmp:
             manifest_path = Path(tmp, "manifest.json")
@@ -179,11 +199,14 @@ def _place_and_sign(editor: RepoEditor, manifest: Manifest, placer: TargetPlacer
             written = placer.place(outdir / "targets", [
                 TargetSource(manifest_path, "manifest.json", copy=True)])
         for w in written:
-            editor.add_target(w.name, w.length, w.sha256)
+            editor.add_target(w.name, w.length, w.sha256, replace=w.name == "manifest.json")
         signed = editor.sign(signers, expires, now)
-        write_metadata(signed, metadata_dir)
+        write_metadata(signed, metadata_dir, {base_path(metadata_dir): base.to_json()})
     except BaseException:
         remove_created(written)
+        for d in reversed(new_dirs):
+            with contextlib.suppress(OSError):  # only if empty: never another run's files
+                d.rmdir()
         raise
     return signed
 
@@ -201,27 +224,39 @@ def _log_result(o: RepoOptions, manifest: Manifest, signed: SignedRepo,
              format_rfc3339(min(update.waves.values())) if update.waves else "-")
 
 
-def open_repo(repo: RepoConfig, variant: str, arch: str,
-              root_bytes: bytes) -> tuple[RepoEditor, Manifest]:
-    """The published repo and manifest (verified), or a fresh editor and empty manifest."""
+def open_repo(repo: RepoConfig, variant: str, arch: str, root_bytes: bytes,
+              anchors: RootAnchors, new_repo: bool = False
+              ) -> tuple[RepoEditor, Manifest, RepoBase]:
+    """The published repo and manifest (verified) and the base they are, or a fresh editor,
+    an empty manifest and a new base."""
     from .editor import RepoEditor
 
+    def fresh() -> tuple[RepoEditor, Manifest, RepoBase]:
+        return RepoEditor(root_bytes), Manifest(), RepoBase.new()
+
+    if new_repo:
+        log.info("starting a new repo for %s %s (the published one is not read); "
+                 "publishing it over an existing repo is refused", variant, arch)
+        return fresh()
     if not repo.metadata_base_url or not repo.targets_url:
         if repo.metadata_base_url or repo.targets_url:
             raise RepoError(f"[repo.{repo.name}] must set both metadata_base_url and "
                             "targets_url (or neither, to start a new repo)")
-        log.info("no metadata_base_url for [repo.%s]; starting a new repo", repo.name)
-        return RepoEditor(root_bytes), Manifest()
+        log.info("no metadata_base_url for [repo.%s]; starting a new repo (publishing it "
+                 "over an existing repo is refused)", repo.name)
+        return fresh()
     from .fetch import repo_urls
     from .loader import load_repo
 
     metadata_url, targets_url = repo_urls(repo.metadata_base_url, repo.targets_url,
                                           variant, arch)
     # Our root may be a new version being published (a rotation): see loader.py.
-    loaded = load_repo(metadata_url, targets_url, root_bytes, newer_local_root=True)
+    loaded = load_repo(metadata_url, targets_url, root_bytes, newer_local_root=True,
+                       anchors=anchors)
     if loaded is None:
-        return RepoEditor(root_bytes), Manifest()
-    log.info("loaded repo %s: %d targets, targets version %d", metadata_url,
+        return fresh()
+    log.info("loaded repo %s: %d targets, targets version %d", redact(metadata_url),
              len(loaded.targets.signed.targets), loaded.targets.signed.version)
     manifest = Manifest.from_json(loaded.manifest) if loaded.manifest else Manifest()
-    return RepoEditor.from_loaded(loaded, root_bytes), manifest
+    return (RepoEditor.from_loaded(loaded, root_bytes), manifest,
+            RepoBase.of_timestamp(loaded.timestamp_bytes))

@@ -16,11 +16,12 @@ hand. The rules kept here (DESIGN.md section 4), so every common TUF client, Bot
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from tuf.api.metadata import (
 )
 
 from ..errors import RepoError, SigningKeyError
+from ..fsutil import write_bytes_atomic
 from ..keys import NamedSigner
 from .roles import REPO_ROLES
 from .trust import SPEC_VERSION, check_future_expiries, signers_for_role
@@ -92,10 +94,25 @@ class RepoEditor:
 
     # --- edits -------------------------------------------------------------------------
 
-    def add_target(self, name: str, length: int, sha256: str) -> None:
+    def add_target(self, name: str, length: int, sha256: str, replace: bool = False) -> None:
+        """List a target. A name the repo already lists must keep its length and sha256
+        (clients may have fetched it, and a rebuilt release must be the same bytes), unless
+        `replace` (manifest.json, rewritten by every build)."""
         if "/" in name or not name or name in (".", ".."):
             raise RepoError(f"target name {name!r} must be a plain file name (no '/')")
+        if not replace:
+            self.refuse_changed_target(name, length, sha256)
         self.targets.signed.targets[name] = TargetFile(length, {"sha256": sha256}, name)
+
+    def refuse_changed_target(self, name: str, length: int, sha256: str) -> None:
+        """A target the repo lists under `name` must have this length and sha256."""
+        old = self.targets.signed.targets.get(name)
+        if old is not None and (old.length != length or old.hashes.get("sha256") != sha256):
+            raise RepoError(
+                f"target {name} is already published with {old.length} bytes, sha256 "
+                f"{old.hashes.get('sha256')}; this build's {name} has {length} bytes, sha256 "
+                f"{sha256}. Published targets never change: give the new file another name "
+                "(a new version)")
 
     def target_names(self) -> list[str]:
         return sorted(self.targets.signed.targets)
@@ -166,15 +183,19 @@ def refuse_existing(dest: Path) -> None:
                         "new output directory or remove it)")
 
 
-def write_metadata(signed: SignedRepo, dest: Path) -> None:
-    """Write all metadata into `dest` (which must not exist) in one rename.
+def write_metadata(signed: SignedRepo, dest: Path,
+                   sidecars: Mapping[Path, bytes] | None = None) -> None:
+    """Write all metadata into `dest` (which must not exist) in one rename, and each sidecar
+    file (the build's base record) just before that rename.
 
     Files go to a hidden temporary directory beside `dest`, are fsynced, and the directory is
-    renamed into place; on any failure the temporary directory is removed.
+    renamed into place; on any failure the temporary directory and the sidecars are removed,
+    so a metadata directory never exists without its sidecars.
     """
     refuse_existing(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    written: list[Path] = []
     try:
         # timestamp last, so even the temporary directory is never ahead of itself
         for name in sorted(signed.files, key=lambda n: n == "timestamp.json"):
@@ -183,7 +204,13 @@ def write_metadata(signed: SignedRepo, dest: Path) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o755)
+        for path, data in (sidecars or {}).items():
+            write_bytes_atomic(path, data)
+            written.append(path)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for path in written:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         raise

@@ -19,15 +19,28 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import FetcherInterface, Urllib3Fetcher
 
 from ..errors import RepoError
+from ..redact import redact, redact_library_logs
 
 CHUNK = 1 << 20
+# Upper bounds for every remote metadata read: generous (Bottlerocket repos list many
+# targets), they only bound what a hostile or broken server can make us read.
+ROOT_MAX_LENGTH = 4 << 20
+TIMESTAMP_MAX_LENGTH = 1 << 20
+SNAPSHOT_MAX_LENGTH = 64 << 20
+TARGETS_MAX_LENGTH = 256 << 20
+# Seconds to wait for a connection or between bytes (python-tuf's default); a timeout is an
+# error, never "not published".
+SOCKET_TIMEOUT = 30
+URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.poolmanager",
+                   "urllib3.util.retry")
 
 
 class Fetcher(FetcherInterface):
     """ngclient fetcher for `file://` URLs (read from disk) and `http(s)://` (urllib3)."""
 
     def __init__(self, record: str | None = None) -> None:
-        self._http = Urllib3Fetcher(app_user_agent="pubsys")
+        redact_library_logs(*URLLIB3_LOGGERS)  # its retry warnings name the URL
+        self._http = Urllib3Fetcher(socket_timeout=SOCKET_TIMEOUT, app_user_agent="pubsys")
         self._record = record
         self.recorded: dict[str, bytes] = {}  # name under `record` -> bytes, once read whole
 
@@ -49,7 +62,8 @@ class Fetcher(FetcherInterface):
             return _chunks(f)
         if parsed.scheme in ("http", "https"):
             return self._http.fetch(url)
-        raise tuf_exc.DownloadError(f"unsupported URL scheme in {url}; use file:// or https://")
+        raise tuf_exc.DownloadError(redact(f"unsupported URL scheme in {url}; use file:// or "
+                                           "https://"))
 
     def _keep(self, name: str, stream: Iterator[bytes]) -> Iterator[bytes]:
         chunks = []
@@ -65,31 +79,51 @@ def _chunks(f: BinaryIO) -> Iterator[bytes]:
             yield chunk
 
 
-def exists(fetcher: FetcherInterface, url: str) -> bool:
-    """Whether `url` can be fetched (reads at most its first chunk)."""
+def is_published(fetcher: FetcherInterface, url: str) -> bool:
+    """Whether `url` exists (reads at most its first chunk). Only a 404 (a missing file)
+    means no: a 403, a timeout or any other failure is an error, never taken for absent."""
     try:
         stream = fetcher.fetch(url)
-    except tuf_exc.DownloadError:
-        return False
-    try:
-        next(iter(stream), None)
-    except tuf_exc.DownloadError:
-        return False
-    finally:
-        close = getattr(stream, "close", None)
-        if close:
-            close()  # releases the file or the HTTP connection
+        try:
+            next(iter(stream), None)
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()  # releases the file or the HTTP connection
+    except tuf_exc.DownloadError as e:
+        if isinstance(e, tuf_exc.DownloadHTTPError) and e.status_code == 404:
+            return False
+        raise RepoError(redact(f"cannot read {url}: {_describe(e)}")) from None
     return True
 
 
-def fetch_bytes(url: str, max_length: int = 16 << 20) -> bytes:
-    """Download a small file (root.json) from file:// or http(s)://."""
+def fetch_optional(fetcher: FetcherInterface, url: str, max_length: int) -> bytes | None:
+    """The bytes at `url` (at most `max_length`), or None when it does not exist (HTTP 404,
+    a missing file); every other failure is an error naming the URL."""
+    try:
+        return fetcher.download_bytes(url, max_length)
+    except tuf_exc.DownloadError as e:
+        if isinstance(e, tuf_exc.DownloadHTTPError) and e.status_code == 404:
+            return None
+        raise RepoError(redact(f"cannot read {url}: {_describe(e)}")) from None
+
+
+def _describe(e: tuf_exc.DownloadError) -> str:
+    if isinstance(e, tuf_exc.DownloadHTTPError):
+        return f"HTTP {e.status_code}"
+    if isinstance(e, tuf_exc.SlowRetrievalError):
+        return f"timed out ({e.__cause__ or e})"
+    return str(e.__cause__ or e)
+
+
+def fetch_bytes(url: str, max_length: int = ROOT_MAX_LENGTH) -> bytes:
+    """Download a small file (root.json) from file:// or http(s)://, at most `max_length`."""
     try:
         return Fetcher().download_bytes(url, max_length)
     except tuf_exc.DownloadHTTPError as e:
-        raise RepoError(f"cannot fetch {url}: {e} (HTTP {e.status_code})") from None
+        raise RepoError(redact(f"cannot fetch {url}: {e} (HTTP {e.status_code})")) from None
     except tuf_exc.DownloadError as e:
-        raise RepoError(f"cannot fetch {url}: {e.__cause__ or e}") from None
+        raise RepoError(redact(f"cannot fetch {url}: {_describe(e)}")) from None
 
 
 def join_url(base: str, *parts: str) -> str:

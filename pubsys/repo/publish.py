@@ -9,14 +9,21 @@ For one variant/arch, from the output directory OUTDIR `pubsys repo` or `refresh
      hashes, expiry), and every target it lists that OUTDIR/targets holds must have the listed
      length (and, before it is uploaded, the listed sha256). A repo clients would refuse is
      never uploaded.
-  3. Compare with the bucket: a target already there with the same size is skipped (its name
-     carries its sha256); a listed target that is neither in OUTDIR/targets nor in the bucket
-     is an error. Metadata already in the bucket must be byte-identical (published versions
-     never change), the bucket may hold no root version newer than ours, and its
-     timestamp.json must be older than ours (no rollback).
-  4. Upload the targets (boto3's managed transfer: multipart for large files, a bounded number
-     of requests in flight across all files), then the root versions in ascending order,
-     N.targets.json, N.snapshot.json, and timestamp.json last.
+  3. Compare with the bucket (publish_plan.py): it must still hold exactly the base the build
+     extended (OUTDIR/<variant>/<arch>.pubsys-base.json: the timestamp.json it was built on,
+     or none for a new repo), else the repo changed since the build and publishing would drop
+     what changed. A target already there with the same size is skipped (its name carries
+     its sha256); a listed target that is neither in OUTDIR/targets nor in the bucket is an
+     error. Metadata already in the bucket must be byte-identical (published versions never
+     change), the bucket may hold no root version newer than ours, and its timestamp.json
+     must be older than ours (no rollback) and readable.
+  4. Upload (publish_s3.py) the targets (boto3's managed transfer: multipart for large
+     files, a bounded number of requests in flight across all files), then the root versions
+     in ascending order, N.targets.json, N.snapshot.json, and timestamp.json last. Every
+     write is conditional: targets and versioned metadata are created, never replaced
+     (`If-None-Match: *`), and timestamp.json replaces only the one read in step 3 (`If-Match`
+     with its ETag), so of publishers racing from one base exactly one wins and the others
+     stop, saying the repo changed since their build.
 A dry run stops after step 3 and prints what it would upload, in upload order.
 
 Why an interrupted run is harmless: clients start from timestamp.json. Until the new one
@@ -34,35 +41,39 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from tuf.api.metadata import Root
 
-from ..config import InfraConfig, RepoConfig, S3Config
-from ..errors import AwsError, ConfigError, RepoError
+from ..config import InfraConfig
+from ..errors import RepoError
+from .base import RepoBase
+from .chain import ROOT_FILE
 from .fetch import target_file_name
 from .loader import LoadedRepo, load_repo
 from .publish_plan import (
-    ROOT_FILE,
     Bucket,
     BuiltRepo,
     MetadataFile,
     PublishPlan,
-    RemoteState,
     TargetUpload,
     plan_publish,
+)
+from .publish_s3 import (
+    UPLOAD_CONCURRENCY,
+    bucket_for,
+    read_remote,
+    require_new_objects,
+    upload_metadata,
+    upload_targets,
 )
 from .trust import parse_root
 
 log = logging.getLogger(__name__)
 
-# Requests in flight across all target uploads (and the S3 client's connection pool).
-UPLOAD_CONCURRENCY = 8
-# Files above this go up in parts of this size (s3transfer grows parts past 10,000 of them).
-PART_SIZE = 8 << 20
 HASH_BUF = 1 << 20
 
 
@@ -76,6 +87,8 @@ class PublishRepoOptions:
     arch: str  # as repos name it: x86_64 or aarch64
     outdir: Path  # the built repo, as `pubsys repo` or `refresh-repo` wrote it
     dry_run: bool = False  # print what would be uploaded, upload nothing
+    allow_new_repo: bool = False  # a build that started a new repo may replace the bucket's
+    allow_unparseable_timestamp: bool = False  # replace a timestamp.json we cannot read
 
 
 def read_built_repo(outdir: Path, variant: str, arch: str) -> BuiltRepo:
@@ -99,7 +112,8 @@ def read_built_repo(outdir: Path, variant: str, arch: str) -> BuiltRepo:
     metadata.append(MetadataFile("timestamp.json", (metadata_dir / "timestamp.json").read_bytes()))
     listed, local = _listed_targets(loaded, targets_dir)
     return BuiltRepo(metadata_dir, tuple(metadata), listed, local, roots,
-                     loaded.timestamp.signed.version)
+                     loaded.timestamp.signed.version, RepoBase.read(metadata_dir), variant,
+                     arch)
 
 
 def _read_roots(metadata_dir: Path) -> tuple[dict[int, Root], dict[int, bytes]]:
@@ -174,117 +188,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-# --- the bucket --------------------------------------------------------------------------
-
-
-def bucket_for(repo: RepoConfig, infra: InfraConfig,
-               default_region: Callable[[], str]) -> Bucket:
-    where = infra.source or "Infra.toml"
-    name = repo.file_hosting_config_name
-    if not name:
-        raise ConfigError(f"{where}: [repo.{repo.name}] has no file_hosting_config_name; set "
-                          "it to the NAME of an [aws.s3.NAME] table to publish this repo")
-    s3: S3Config | None = infra.aws.s3.get(name)
-    if s3 is None:
-        known = ", ".join(sorted(infra.aws.s3)) or "none"
-        raise ConfigError(f"{where}: repo.{repo.name}.file_hosting_config_name is {name!r} "
-                          f"but there is no [aws.s3.{name}] table (configured: {known})")
-    return Bucket(s3.require_bucket_name(), s3.region or default_region(), s3.s3_prefix.strip("/"))
-
-
-def _aws_error(action: str, uri: str, e: Exception) -> AwsError:
-    from botocore.exceptions import ClientError
-
-    if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        code, msg = err.get("Code", "?"), err.get("Message", "")
-        if code in ("NoSuchBucket", "404") and action == "list":
-            return AwsError(f"cannot list {uri}: the bucket does not exist (or is in another "
-                            "region); it is created by the infrastructure, not by pubsys")
-        return AwsError(f"cannot {action} {uri}: {code}: {msg}")
-    return AwsError(f"cannot {action} {uri}: {type(e).__name__}: {e}")
-
-
-def _list(s3, bucket: Bucket, prefix: str) -> dict[str, int]:
-    """File name -> size of the objects directly under `prefix/`."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    prefix = prefix + "/" if prefix else ""
-    out = {}
-    try:
-        for page in s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket.name, Prefix=prefix, Delimiter="/"):
-            for obj in page.get("Contents", []):
-                out[obj["Key"][len(prefix):]] = obj["Size"]
-    except (ClientError, BotoCoreError) as e:
-        raise _aws_error("list", bucket.uri(prefix), e) from None
-    return out
-
-
-def read_remote(s3, bucket: Bucket, built: BuiltRepo, variant: str, arch: str) -> RemoteState:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    targets = _list(s3, bucket, bucket.key("targets"))
-    metadata = _list(s3, bucket, bucket.key(variant, arch))
-    existing = {}
-    for f in built.metadata:
-        if f.name in metadata:
-            key = bucket.key(variant, arch, f.name)
-            try:
-                existing[f.name] = s3.get_object(Bucket=bucket.name, Key=key)["Body"].read()
-            except (ClientError, BotoCoreError) as e:
-                raise _aws_error("read", bucket.uri(key), e) from None
-    return RemoteState(targets, metadata, existing)
-
-
-def upload_targets(s3, bucket: Bucket, uploads: Iterable[TargetUpload]) -> None:
-    """Managed transfer of every target; all requests share one bounded pool of threads."""
-    from boto3.s3.transfer import TransferConfig, create_transfer_manager
-
-    uploads = list(uploads)
-    if not uploads:
-        return
-    config = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE,
-                            max_concurrency=UPLOAD_CONCURRENCY,
-                            preferred_transfer_client="classic")
-    failed = []
-    with create_transfer_manager(s3, config) as manager:
-        futures = [(t, manager.upload(str(t.path), bucket.name,
-                                      bucket.key("targets", t.file_name),
-                                      extra_args={"ContentType": "application/octet-stream"}))
-                   for t in uploads]
-        for t, future in futures:
-            try:
-                future.result()
-            except Exception as e:  # collected, so every failure is named
-                failed.append(_aws_error("upload", bucket.uri(bucket.key("targets",
-                                                                          t.file_name)), e))
-            else:
-                log.info("uploaded %s (%d bytes)", bucket.uri(bucket.key("targets",
-                                                                         t.file_name)), t.size)
-    if failed:
-        raise AwsError(f"{len(failed)} target upload(s) failed, no metadata was uploaded, so "
-                       "clients still see the previous repo; re-run publish-repo: "
-                       + "; ".join(str(e) for e in failed))
-
-
-def upload_metadata(s3, bucket: Bucket, files: Iterable[MetadataFile], variant: str,
-                    arch: str) -> None:
-    """One PUT per file, strictly in the given order (timestamp.json last)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    for f in files:
-        key = bucket.key(variant, arch, f.name)
-        try:
-            s3.put_object(Bucket=bucket.name, Key=key, Body=f.data,
-                          ContentType="application/json")
-        except (ClientError, BotoCoreError) as e:
-            raise AwsError(f"{_aws_error('upload', bucket.uri(key), e)}; timestamp.json was not "
-                           "replaced, so clients still see the previous repo; re-run "
-                           "publish-repo") from None
-        log.info("uploaded %s", bucket.uri(key))
-
-
 # --- the command -------------------------------------------------------------------------
 
 
@@ -297,8 +200,10 @@ def run_publish_repo(options: PublishRepoOptions, infra: InfraConfig) -> int:
     bucket = bucket_for(repo, infra, clients.default_region)
     built = read_built_repo(o.outdir, o.variant, o.arch)
     s3 = clients.client("s3", bucket.region, pool=UPLOAD_CONCURRENCY)
+    require_new_objects(s3)
     remote = read_remote(s3, bucket, built, o.variant, o.arch)
-    plan = plan_publish(built, remote, bucket)
+    plan = plan_publish(built, remote, bucket, allow_new_repo=o.allow_new_repo,
+                        allow_unparseable_timestamp=o.allow_unparseable_timestamp)
     check_local_targets(plan.targets)
     _log_plan(plan, bucket)
     if o.dry_run:
@@ -313,7 +218,7 @@ def run_publish_repo(options: PublishRepoOptions, infra: InfraConfig) -> int:
         log.info("the bucket already holds this repo; nothing to upload")
         return 0
     upload_targets(s3, bucket, plan.targets)
-    upload_metadata(s3, bucket, plan.metadata, o.variant, o.arch)
+    upload_metadata(s3, bucket, plan.metadata, o.variant, o.arch, remote.timestamp_etag)
     log.info("published %s %s to %s (timestamp version %d)", o.variant, o.arch,
              bucket.uri(bucket.key(o.variant, o.arch)), built.timestamp_version)
     return 0

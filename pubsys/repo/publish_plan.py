@@ -2,27 +2,33 @@
 
 Given the built repo (verified) and what the bucket holds, `plan_publish` picks the targets
 and metadata files to upload, in upload order (root versions ascending, targets, snapshot,
-timestamp.json last), and refuses anything that would leave clients with a broken repo: a
-listed target that is nowhere, published metadata that would change, a bucket holding a
-newer root, a timestamp that would roll clients back.
+timestamp.json last), and refuses anything that would leave clients with a broken repo or
+drop a published release:
+- a bucket that no longer holds the base the build extended (see base.py): another release or
+  refresh was published since, and this build lacks it. A build that started a new repo is
+  refused where the bucket holds one (a timestamp.json) unless `allow_new_repo`;
+- a listed target that is nowhere, published metadata that would change, a bucket holding a
+  newer root;
+- a timestamp that would roll clients back, and a bucket timestamp.json that cannot be parsed
+  (the rollback check cannot run) unless `allow_unparseable_timestamp`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuf.api.metadata import Metadata, Root, Timestamp
+from tuf.api.metadata import Root
 
 from ..errors import RepoError
+from .base import RepoBase, describe_remote, timestamp_version
+from .chain import ROOT_FILE
 from .roles import REPO_ROLES
 
 log = logging.getLogger(__name__)
 
-ROOT_FILE = re.compile(r"^([1-9][0-9]*)\.root\.json$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,13 @@ class BuiltRepo:
     local_targets: Mapping[str, TargetUpload]  # the listed ones OUTDIR/targets holds
     roots: Mapping[int, Root]
     timestamp_version: int
+    base: RepoBase = field(default_factory=RepoBase.new)  # what the build extended
+    variant: str = ""  # where its metadata goes: PREFIX/<variant>/<arch>/
+    arch: str = ""
+
+    def key(self, bucket: Bucket, name: str = "") -> str:
+        """The bucket key of one of its metadata files (or of its metadata prefix)."""
+        return bucket.key(self.variant, self.arch, name)
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,11 @@ class RemoteState:
 
     targets: Mapping[str, int]  # target file name -> size
     metadata: Mapping[str, int]  # metadata file name -> size
-    # bytes of the metadata files we would upload that the bucket already has
+    # bytes of the metadata files we would upload that the bucket already has (its
+    # timestamp.json among them, read directly; a file longer than ours is cut after one
+    # extra byte)
     existing: Mapping[str, bytes] = field(default_factory=dict)
+    timestamp_etag: str | None = None  # the If-Match condition of our timestamp.json
 
 
 @dataclass(frozen=True)
@@ -87,8 +103,16 @@ class PublishPlan:
         return not self.targets and not self.metadata
 
 
-def plan_publish(built: BuiltRepo, remote: RemoteState, bucket: Bucket) -> PublishPlan:
-    """Decide what to upload; refuse anything that would leave clients with a broken repo."""
+def plan_publish(built: BuiltRepo, remote: RemoteState, bucket: Bucket, *,
+                 allow_new_repo: bool = False,
+                 allow_unparseable_timestamp: bool = False) -> PublishPlan:
+    """Decide what to upload; refuse anything that would leave clients with a broken repo
+    or drop a published release."""
+    ours = next(f.data for f in built.metadata if f.name == "timestamp.json")
+    theirs = remote.existing.get("timestamp.json")
+    if theirs != ours:  # equal: this very build is published already (a re-run)
+        _check_base(built, theirs, bucket, allow_new_repo)
+        _check_rollback(built, theirs, bucket, allow_unparseable_timestamp)
     uploads, skipped = _plan_targets(built, remote, bucket)
     remote_roots = [int(m[1]) for n in remote.metadata if (m := ROOT_FILE.match(n))]
     meta_uploads, meta_skipped = _plan_metadata(built, remote, bucket, remote_roots)
@@ -124,7 +148,7 @@ def _plan_metadata(built: BuiltRepo, remote: RemoteState, bucket: Bucket,
     newest_local_root = max(built.roots)
     if remote_roots and max(remote_roots) > newest_local_root:
         raise RepoError(
-            f"{bucket.uri(bucket.key())} holds root version {max(remote_roots)}, newer than "
+            f"{bucket.uri(built.key(bucket))} holds root version {max(remote_roots)}, newer than "
             f"the built repo's {newest_local_root}; rebuild from the published repo"
         )
     uploads, skipped = [], []
@@ -135,18 +159,13 @@ def _plan_metadata(built: BuiltRepo, remote: RemoteState, bucket: Bucket,
         elif remote_data == f.data:
             skipped.append(f.name)
         elif f.name == "timestamp.json":
-            remote_version = _timestamp_version(remote_data)
-            if remote_version is not None and remote_version >= built.timestamp_version:
-                raise RepoError(
-                    f"{bucket.uri(bucket.key(f.name))} has version {remote_version}, not "
-                    f"older than the built repo's {built.timestamp_version}; publishing would "
-                    "roll clients back. Rebuild or refresh from the published repo"
-                )
-            uploads.append(f)
+            uploads.append(f)  # judged by _check_base and _check_rollback
         else:
             raise RepoError(
-                f"{bucket.uri(bucket.key(f.name))} already exists with different content; "
-                "published metadata versions never change. Rebuild from the published repo"
+                f"the repo changed since the build: {bucket.uri(built.key(bucket, f.name))} "
+                "already "
+                "exists with different content (another publisher wrote it; published "
+                "metadata versions never change). Rebuild from the published repo"
             )
     return uploads, skipped
 
@@ -174,9 +193,47 @@ def rotated_roles(old: Root, new: Root) -> list[str]:
     return out
 
 
-def _timestamp_version(data: bytes) -> int | None:
+def _check_base(built: BuiltRepo, theirs: bytes | None, bucket: Bucket,
+                allow_new_repo: bool) -> None:
+    """The bucket must still hold exactly the base the build extended."""
+    base, where = built.base, bucket.uri(built.key(bucket, "timestamp.json"))
+    if base.held_by(theirs):
+        return
+    if base.is_new:
+        if allow_new_repo:
+            log.warning("replacing the repo at %s (%s) with a new one, as asked", where,
+                        describe_remote(theirs))
+            return
+        raise RepoError(
+            f"{where} exists ({describe_remote(theirs)}), but {built.metadata_dir} was built "
+            "as a new repo (metadata_base_url unset, or a new repo asked for), without the "
+            "releases the bucket serves; publishing it would drop them. Rebuild from the "
+            "published repo (set metadata_base_url), or allow replacing the repo explicitly")
+    raise RepoError(
+        f"the repo changed since the build: {built.metadata_dir} was built on "
+        f"{base.describe()}, but {where} is now {describe_remote(theirs)}; publishing it "
+        "would drop what was published meanwhile. Rebuild ('pubsys repo' or 'pubsys "
+        "refresh-repo') from the published repo and publish that")
+
+
+def _check_rollback(built: BuiltRepo, theirs: bytes | None, bucket: Bucket,
+                    allow_unparseable: bool) -> None:
+    """Never replace a timestamp with one that is not newer, nor one we cannot read."""
+    if theirs is None:
+        return
+    where = bucket.uri(built.key(bucket, "timestamp.json"))
     try:
-        return Metadata[Timestamp].from_bytes(data).signed.version
-    except Exception:  # a damaged remote timestamp must not block publishing a good one
-        log.warning("the bucket's timestamp.json cannot be parsed; replacing it")
-        return None
+        remote_version = timestamp_version(theirs)
+    except ValueError as e:
+        if not allow_unparseable:
+            raise RepoError(
+                f"{where} cannot be parsed ({e}), so publishing cannot check that clients "
+                "are not rolled back; inspect it, and replace it only by explicitly allowing "
+                "an unparseable timestamp") from None
+        log.warning("%s cannot be parsed (%s); replacing it, as asked", where, e)
+        return
+    if remote_version >= built.timestamp_version:
+        raise RepoError(
+            f"{where} has version {remote_version}, not older than the built repo's "
+            f"{built.timestamp_version}; publishing would roll clients back. Rebuild or "
+            "refresh from the published repo")

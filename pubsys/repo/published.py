@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..config import InfraConfig, RepoConfig
 from ..errors import ConfigError, RepoError
+from ..redact import redact
 from ..timespec import format_rfc3339
 from .fetch import repo_urls
 from .loader import LoadedRepo, load_repo
@@ -56,8 +57,8 @@ def load_published(infra: InfraConfig, repo_name: str, variant: str, arch: str,
     loaded = load_repo(metadata_url, targets_url, root_bytes, enforce_expiry=enforce_expiry,
                        with_manifest=False)
     if loaded is None:
-        raise RepoError(f"no repository at {metadata_url} (timestamp.json not found); "
-                        "check metadata_base_url, the variant and the arch")
+        raise RepoError(redact(f"no repository at {metadata_url} (timestamp.json not "
+                               "found); check metadata_base_url, the variant and the arch"))
     return PublishedRepo(repo, variant, arch, root_bytes, loaded)
 
 

@@ -14,7 +14,11 @@ expiries, so clients keep trusting it without a new release.
   4. Writes OUTDIR/<variant>/<arch>/ in one rename: the new N.targets.json, N.snapshot.json
      and timestamp.json plus a byte-identical copy of every verified root version, so the
      directory is a complete metadata set that `publish-repo` uploads as it is (it skips what
-     the bucket already holds). No targets are written; the published ones stay valid.
+     the bucket already holds), and beside it <arch>.pubsys-base.json naming the
+     timestamp.json it refreshed:
+     `publish-repo` refuses it once the bucket holds anything else (a release published
+     meanwhile would otherwise be dropped). No targets are written; the published ones stay
+     valid.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from ..config import InfraConfig
 from ..errors import RepoError
 from ..keys import KeyLoader
 from ..policy import load_expiration_policy
+from ..redact import redact
 from ..timespec import format_rfc3339, utcnow
+from .base import RepoBase, base_path
 from .editor import RepoEditor, refuse_existing, write_metadata
-from .fetch import Fetcher, exists
+from .fetch import Fetcher, is_published
 from .loader import LoadedRepo
 from .published import load_published
 from .roles import REPO_ROLES, TOP_ROLES
@@ -78,7 +84,7 @@ def run_refresh_repo(options: RefreshRepoOptions, infra: InfraConfig) -> int:
     _refuse_unpublished_root(loaded, o.root_role_path, pub.root_bytes)
     editor = RepoEditor.from_loaded(loaded, pub.root_bytes)
     check_root(editor.root, f"root version {editor.root.signed.version} of "
-               f"{loaded.metadata_url}", now)
+               f"{redact(loaded.metadata_url)}", now)
     for role in REPO_ROLES:  # an untrusted key fails here, before any signing
         signers_for_role(editor.root.signed, role, signers)
 
@@ -90,8 +96,9 @@ def run_refresh_repo(options: RefreshRepoOptions, infra: InfraConfig) -> int:
                         format_rfc3339(when), format_rfc3339(before[role].expires),
                         o.expiration_policy_path)
     signed = editor.sign(signers, expires, now)
-    write_metadata(signed, metadata_dir)
-    log.info("refreshed %s into %s", loaded.metadata_url, metadata_dir)
+    base = RepoBase.of_timestamp(loaded.timestamp_bytes)
+    write_metadata(signed, metadata_dir, {base_path(metadata_dir): base.to_json()})
+    log.info("refreshed %s into %s", redact(loaded.metadata_url), metadata_dir)
     for role in TOP_ROLES:
         log.info("  %-9s version %d -> %d, expires %s -> %s", role, before[role].version,
                  signed.versions[role], format_rfc3339(before[role].expires),
@@ -103,8 +110,8 @@ def _refuse_unpublished_root(loaded: LoadedRepo, root_path: Path, trusted_root: 
     """refresh-repo never changes root: a trusted root newer than what the repo publishes is
     a rotation, which `pubsys repo` publishes (after the old root keys signed it)."""
     version = parse_root(trusted_root, str(root_path)).signed.version
-    if not exists(Fetcher(), f"{loaded.metadata_url}{version}.root.json"):
+    if not is_published(Fetcher(), f"{loaded.metadata_url}{version}.root.json"):
         raise RepoError(
-            f"{root_path} is root version {version}, which {loaded.metadata_url} does not "
+            f"{root_path} is root version {version}, which {redact(loaded.metadata_url)} does not "
             "publish; refresh-repo leaves root untouched. Refresh with the published root, or "
             "publish the new root with 'pubsys repo'")

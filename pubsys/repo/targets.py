@@ -8,6 +8,9 @@
 - files are processed concurrently (hashlib releases the GIL on large buffers), each with one
   1 MiB buffer, so memory stays small whatever the image size.
 Nothing is written before `place()`; files `place()` creates are removed if the run fails.
+Ctrl-C while `place()` waits stops every job within one buffer (each checks a cancel event
+between reads), removes their temporary files and whatever they had already put in place,
+and re-raises KeyboardInterrupt (exit 130).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import RepoError
 
@@ -79,12 +83,14 @@ def _hash_file(path: Path, cancel: threading.Event | None = None) -> tuple[int, 
     return n, h.hexdigest()
 
 
-def _copy_hash(src: Path, dst_fd: int) -> tuple[int, str]:
+def _copy_hash(src: Path, dst_fd: int, cancel: threading.Event) -> tuple[int, str]:
     h, n = hashlib.sha256(), 0
     buf = bytearray(BUF)
     view = memoryview(buf)
     with open(src, "rb", buffering=0) as f, os.fdopen(dst_fd, "wb", buffering=0) as out:
         while k := f.readinto(buf):
+            if cancel.is_set():
+                raise _Cancelled()
             h.update(view[:k])
             out.write(view[:k])
             n += k
@@ -102,6 +108,10 @@ class TargetPlacer:
         workers = workers or max(2, min(len(self.sources), 8))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target")
         self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0  # placement jobs running (whether or not we hold their future)
+        self._created: list[WrittenTarget] = []
         self._hashes: dict[str, Future] = {
             s.name: self._pool.submit(_hash_file, s.path, self._cancel)
             for s in self.sources if not s.copy}
@@ -117,26 +127,65 @@ class TargetPlacer:
         self._cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def hashed(self) -> dict[str, tuple[int, str]]:
+        """Length and sha256 of every link target, once the background hashing is done."""
+        out = {}
+        for s in self.sources:
+            if s.name in self._hashes:
+                try:
+                    out[s.name] = _result(self._hashes[s.name])
+                except OSError as e:
+                    raise RepoError(f"cannot read target {s.path}: {e.strerror or e}") from None
+        return out
+
     def place(self, targets_dir: Path, more: Sequence[TargetSource] = ()) -> list[WrittenTarget]:
         """Write every source (and `more`, copied) into `targets_dir`; all or nothing."""
         targets_dir.mkdir(parents=True, exist_ok=True)
-        jobs = [(s, self._pool.submit(self._place_one, s, targets_dir))
-                for s in [*self.sources, *more]]
+        jobs: list[tuple[TargetSource, Future]] = []
         done: list[WrittenTarget] = []
-        errors: list[BaseException] = []
-        for s, fut in jobs:
-            try:
-                done.append(fut.result())
-            except OSError as e:
-                errors.append(RepoError(f"cannot add target {s.path}: {e.strerror or e}"))
-            except BaseException as e:  # noqa: BLE001 - re-raised below after cleanup
-                errors.append(e)
+        errors: list[Exception] = []
+        try:
+            for s in [*self.sources, *more]:
+                jobs.append((s, self._pool.submit(self._place_one, s, targets_dir)))
+            for s, fut in jobs:
+                try:
+                    done.append(_result(fut))
+                except OSError as e:
+                    errors.append(RepoError(f"cannot add target {s.path}: {e.strerror or e}"))
+                except Exception as e:  # re-raised below after cleanup
+                    errors.append(e)
+        except BaseException:  # Ctrl-C while waiting: stop every job now, not when done
+            self._stop()
+            raise
         if errors:
             remove_created(done)
             raise errors[0]
         return done
 
+    def _stop(self) -> None:
+        """Every running job stops within one buffer and none starts (even one submitted as
+        Ctrl-C came, on a thread the pool had not registered yet); then whatever they placed
+        is removed."""
+        self._cancel.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            while self._active:
+                self._idle.wait(0.1)
+            remove_created(self._created)
+
     def _place_one(self, src: TargetSource, targets_dir: Path) -> WrittenTarget:
+        with self._lock:
+            if self._cancel.is_set():
+                raise _Cancelled()
+            self._active += 1
+        try:
+            return self._place(src, targets_dir)
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _place(self, src: TargetSource, targets_dir: Path) -> WrittenTarget:
         known = self._hashes[src.name].result() if src.name in self._hashes else None
         if known is not None:
             final = targets_dir / f"{known[1]}.{src.name}"
@@ -146,10 +195,10 @@ class TargetPlacer:
         tmp = Path(tmp_name)
         try:
             if known is None:
-                length, digest = _copy_hash(src.path, fd)
+                length, digest = _copy_hash(src.path, fd, self._cancel)
             else:
                 os.close(fd)
-                length, digest = _link_or_copy(src.path, tmp, known)
+                length, digest = _link_or_copy(src.path, tmp, known, self._cancel)
             if not os.path.samefile(tmp, src.path):
                 os.chmod(tmp, 0o644)
             final = targets_dir / f"{digest}.{src.name}"
@@ -157,14 +206,26 @@ class TargetPlacer:
                 tmp.unlink()
                 return WrittenTarget(src.name, length, digest, final, created=False)
             os.replace(tmp, final)
-            return WrittenTarget(src.name, length, digest, final, created=True)
+            placed = WrittenTarget(src.name, length, digest, final, created=True)
+            with self._lock:
+                self._created.append(placed)
+            return placed
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
 
 
-def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str]) -> tuple[int, str]:
+def _result(fut: Future) -> Any:
+    """`fut.result()`, waking up every 0.1 s: a plain wait is not interrupted by a Ctrl-C that
+    the kernel delivered to another thread, so KeyboardInterrupt would wait for the job."""
+    while not fut.done():
+        wait([fut], timeout=0.1)
+    return fut.result()
+
+
+def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str],
+                  cancel: threading.Event) -> tuple[int, str]:
     """Hard-link `src` to `tmp` (which mkstemp created); copy where a link is impossible, and
     then the copy's hash must match the one computed before."""
     os.unlink(tmp)
@@ -176,7 +237,7 @@ def _link_or_copy(src: Path, tmp: Path, known: tuple[int, str]) -> tuple[int, st
             raise
         log.debug("cannot hard-link %s (%s); copying", src, e.strerror)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    if _copy_hash(src, fd) != known:
+    if _copy_hash(src, fd, cancel) != known:
         raise RepoError(f"target {src} changed while it was being read")
     return known
 

@@ -37,6 +37,7 @@ from tuf.api.metadata import TargetFile
 from ..config import InfraConfig
 from ..errors import ValidationFailed
 from ..fsutil import dump_json
+from ..redact import redact
 from ..report import format_table
 from ..timespec import format_rfc3339, utcnow
 from .fetch import Fetcher, target_file_name
@@ -136,7 +137,7 @@ def run_validate_repo(options: ValidateRepoOptions, infra: InfraConfig) -> int:
     loaded = pub.loaded
     expiries = role_expiries(loaded.top_level())
     log.info("repo %s: metadata verified from root version %d",
-             loaded.metadata_url, loaded.root.signed.version)
+             redact(loaded.metadata_url), loaded.root.signed.version)
     log_roles(expiries)
     problems = []
     for e in expired_by(expiries, now):
@@ -147,9 +148,9 @@ def run_validate_repo(options: ValidateRepoOptions, infra: InfraConfig) -> int:
         problems += _validate_targets(loaded.targets.signed.targets, loaded.targets_url,
                                       bool(loaded.root.signed.consistent_snapshot))
     if problems:
-        raise ValidationFailed(f"validate-repo found {len(problems)} problem(s) in "
-                               f"{loaded.metadata_url}: {'; '.join(problems)}")
-    log.info("repo %s is valid%s", loaded.metadata_url,
+        raise ValidationFailed(redact(f"validate-repo found {len(problems)} problem(s) in "
+                                      f"{loaded.metadata_url}: {'; '.join(problems)}"))
+    log.info("repo %s is valid%s", redact(loaded.metadata_url),
              " (metadata and targets)" if o.validate_targets else " (metadata)")
     return 0
 
@@ -157,14 +158,14 @@ def run_validate_repo(options: ValidateRepoOptions, infra: InfraConfig) -> int:
 def _validate_targets(targets: Mapping[str, TargetFile], targets_url: str,
                       consistent_snapshot: bool) -> list[str]:
     """Download and check every target; the problems found, one line each."""
-    log.info("checking %d targets from %s (%d at a time)", len(targets), targets_url,
+    log.info("checking %d targets from %s (%d at a time)", len(targets), redact(targets_url),
              min(TARGET_WORKERS, len(targets)) or 1)
     checker = _TargetDownloader(targets_url, consistent_snapshot)
     results = check_targets(targets, checker.check)
     problems = []
     for r in results:
         if r.status != CORRECT:
-            log.error("target %s: %s: %s", r.name, r.status.lower(), r.detail)
+            log.error("target %s: %s: %s", r.name, r.status.lower(), redact(r.detail))
             problems.append(f"target {r.name} {r.status.lower()}")
     good = sum(r.status == CORRECT for r in results)
     log.info("%d of %d targets have the listed length and hashes", good, len(results))
@@ -226,11 +227,11 @@ def run_check_repo_expirations(options: CheckRepoExpirationsOptions,
               end="")
     if expiring:
         raise ValidationFailed(
-            f"{len(expiring)} role(s) of {pub.loaded.metadata_url} expire at or before "
+            f"{len(expiring)} role(s) of {redact(pub.loaded.metadata_url)} expire at or before "
             f"{format_rfc3339(limit)}: "
             + ", ".join(f"{e.role} ({format_rfc3339(e.expires)})" for e in expiring)
             + "; run 'pubsys refresh-repo' (and 'pubsys root' for root) and publish"
         )
-    log.info("no metadata of %s expires before %s", pub.loaded.metadata_url,
+    log.info("no metadata of %s expires before %s", redact(pub.loaded.metadata_url),
              format_rfc3339(limit))
     return 0
