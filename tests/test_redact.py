@@ -86,3 +86,19 @@ def test_fetch_variant_hides_credentials(ws):
     assert r.returncode == 1, r  # the targets URL serves nothing
     _no_secret(r.stderr)
     assert "http://***@127.0.0.1" in r.stderr
+
+
+def test_every_cli_error_hides_credentials_even_from_modules_that_do_not_redact(
+        run_pubsys, tmp_path):
+    """The CLI's log handler is the backstop: `setup` names the pinned root's URL when the
+    local root.json differs from the pin (setup.py does not redact it itself), and the
+    password and signature in that URL never reach stderr."""
+    url = "https://releaser:hunter2-secret@127.0.0.1:1/root.json?X-Amz-Signature=abc123"
+    (tmp_path / "Infra.toml").write_text(
+        f'[repo.default]\nroot_role_url = "{url}"\nroot_role_sha512 = "{"0" * 128}"\n')
+    (tmp_path / "root.json").write_text('{"signed": {"version": 2}}')
+    result = run_pubsys("setup", "--root-role-path", tmp_path / "root.json",
+                        "--default-key-path", tmp_path / "key.pem")
+    assert result.returncode == 1, result
+    assert "127.0.0.1:1/root.json" in result.stderr, result
+    assert "hunter2-secret" not in result.stderr and "abc123" not in result.stderr, result

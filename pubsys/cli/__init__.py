@@ -25,6 +25,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import InfraConfig, load_infra_config
 from ..errors import ConfigError, PolicyError, PubsysError, UsageError, ValidationFailed
+from ..redact import RedactingFilter
 from . import ami as ami_cli
 from . import infra as infra_cli
 from . import release as release_cli
@@ -101,6 +102,9 @@ def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s",
                                            "%H:%M:%S"))
+    # A backstop: whatever logs a URL with credentials in it (user:password@, a presigned
+    # query), an error message included, reaches stderr with them masked.
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Our own logs at the chosen level; libraries (boto, urllib3, tuf) only when tracing.

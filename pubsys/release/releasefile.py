@@ -103,7 +103,7 @@ def _path(field: Field, base: Path) -> Path:
 
 def _safe_name(field: Field, what: str) -> str:
     name = field.text()
-    if not _SAFE_NAME.match(name):
+    if not _SAFE_NAME.fullmatch(name):
         raise field.error(f"{name!r} is not a valid {what}: use letters, digits, '.', '_', "
                           "'+' and '-', starting with a letter or digit")
     return name
@@ -284,7 +284,7 @@ def _builds(field: Field, base: Path, *, needs_repo: bool, amis: AmiSpec | None
 
 
 def _variant(name: str, field: Field) -> None:
-    if not _SAFE_NAME.match(name):
+    if not _SAFE_NAME.fullmatch(name):
         raise field.error("is not a valid variant name: use letters, digits, '.', '_', '+' "
                           "and '-', starting with a letter or digit")
 
