@@ -9,7 +9,7 @@ Used by `make demo` and the release tests, so both exercise the same set-up:
 - `setup_keys(run, infra, keys)`: `pubsys setup` makes a signing key and root.json there.
 
 Run as a script it sets all of that up, with the sample release, for trying releases by hand
-against a moto server you started (docs/release.md):
+against a moto server you started (PUBLISHING.md section 12):
 
     python -m devtools.moto_server --port 5050 &
     python -m devtools.release_env try-release --endpoint http://127.0.0.1:5050

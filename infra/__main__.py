@@ -1,4 +1,4 @@
-"""What `pulumi up` runs (Pulumi.yaml: runtime python). See docs/infra.md."""
+"""What `pulumi up` runs (Pulumi.yaml: runtime python). See PUBLISHING.md section 10."""
 
 import sys
 from pathlib import Path

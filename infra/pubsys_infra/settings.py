@@ -27,7 +27,7 @@ ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:\S+$")
 
 @dataclass(frozen=True)
 class StackSettings:
-    """The `pubsys:*` keys of the stack config (defaults in brackets in docs/infra.md)."""
+    """The `pubsys:*` keys of the stack config (defaults in brackets in PUBLISHING.md section 10)."""
 
     infra_config_path: Path
     account_id: str
@@ -43,7 +43,7 @@ class StackSettings:
     root_key_count: int | None = None  # None: each repo's root_key_threshold
     publication_key_count: int | None = None  # None: each repo's pub_key_threshold
     cloudfront: bool = False
-    release_session_seconds: int = 4 * 3600  # AMI copies can outlast the 1 h default
+    release_session_seconds: int = 6 * 3600  # AMI copies outlast 1 h; release.yml asks for 6 h
     noncurrent_version_days: int = 90
 
 
@@ -152,7 +152,7 @@ def settings_from_config(raw: Callable[[str], str | None], stack: str, region: s
         root_key_count=c.number("rootKeyCount", 0) or None,
         publication_key_count=c.number("publicationKeyCount", 0) or None,
         cloudfront=c.flag("cloudfront", False),
-        release_session_seconds=c.number("releaseSessionSeconds", 4 * 3600, 3600),
+        release_session_seconds=c.number("releaseSessionSeconds", 6 * 3600, 3600),
         noncurrent_version_days=c.number("noncurrentVersionDays", 90),
     )
     _check_principals(settings)

@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
                 "A release file (YAML) describes a release once: version, repo, images per "
                 "variant and arch, AMI regions and permissions, SSM parameters, promotion. "
                 "'plan' shows what would change, 'apply' makes it so (re-run it after any "
-                "failure to finish), 'validate' checks everything. See docs/release.md.")
+                "failure to finish), 'validate' checks everything. See PUBLISHING.md section 12.")
     verbs = p.add_subparsers(dest="release_command", metavar="COMMAND", required=True)
 
     v = _verb(verbs, "plan", "show the steps that would change something; change nothing")

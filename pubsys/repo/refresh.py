@@ -91,7 +91,7 @@ def run_refresh_repo(options: RefreshRepoOptions, infra: InfraConfig) -> int:
     expires = {role: policy.expiry(role, now) for role in REPO_ROLES}
     for role, when in expires.items():
         if when < before[role].expires:
-            log.warning("%s will expire at %s, earlier than now (%s); the policy %s is "
+            log.warning("%s will expire at %s, earlier than it does now (%s); the policy %s is "
                         "shorter than the one it was signed with", role,
                         format_rfc3339(when), format_rfc3339(before[role].expires),
                         o.expiration_policy_path)
