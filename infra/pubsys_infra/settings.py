@@ -27,7 +27,7 @@ ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:\S+$")
 
 @dataclass(frozen=True)
 class StackSettings:
-    """The `pubsys:*` keys of the stack config (defaults in brackets in PUBLISHING.md section 10)."""
+    """The `pubsys:*` keys of the stack config (defaults: PUBLISHING.md section 10)."""
 
     infra_config_path: Path
     account_id: str

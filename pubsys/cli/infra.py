@@ -23,7 +23,8 @@ def register(sub: Any) -> None:
                 "--json', piped in or from a file) into the settings of --infra-config-path and "
                 "write Infra.lock beside it: each repo's KMS root and publication keys (with "
                 "their regions), bucket names and repo URLs. Infra.toml values win for URLs; "
-                "keys or buckets that differ from the stack's are refused. See PUBLISHING.md section 11.")
+                "keys or buckets that differ from the stack's are refused. "
+                "See PUBLISHING.md section 11.")
     p.add_argument("--stack-output", default="-", metavar="PATH",
                    help="the JSON of 'pulumi stack output --json'; '-' reads standard input")
     p.add_argument("--dry-run", action="store_true",
