@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from securesystemslib.signer import AWSSigner, Signature, SSlibKey
+from securesystemslib.signer import AWSSigner, Key, SecretsHandler, Signature, Signer, SSlibKey
 
 from ..config import KeySource
 from ..errors import ConfigError, SigningKeyError
@@ -92,19 +92,33 @@ def _aws_reason(e: Exception) -> str:
 # --- KMS ---------------------------------------------------------------------------------
 
 
-class KmsSigner(AWSSigner):
-    """securesystemslib's AWS KMS signer, over a KMS client from our factory."""
+class KmsSigner(Signer):
+    """Signs with an AWS KMS key over a KMS client from our factory.
+
+    Like securesystemslib's `AWSSigner` (whose scheme -> algorithm table it uses), but its
+    constructor takes our client: `AWSSigner` builds its own from ambient settings, bypassing
+    the factory's profile, roles and endpoint.
+    """
 
     def __init__(self, client: Any, key_id: str, public_key: SSlibKey, label: str,
                  rsa_signature_length: int | None = None):
-        # AWSSigner.__init__ would call boto3.client("kms") itself, bypassing the factory's
-        # endpoint, retries and pool; set the same attributes with our client instead.
+        # Our own Signer (not AWSSigner, whose __init__ builds its own boto3 client and
+        # bypasses the factory's endpoint, retries and pool); it borrows only its table.
         self.client = client
         self.aws_key_id = key_id
-        self._public_key = public_key
-        self.aws_algo = self.aws_algos[public_key.scheme]
+        self.key = public_key
+        self.aws_algo = AWSSigner.aws_algos[public_key.scheme]
         self.label = label
         self.rsa_signature_length = rsa_signature_length
+
+    @property
+    def public_key(self) -> SSlibKey:
+        return self.key
+
+    @classmethod
+    def from_priv_key_uri(cls, priv_key_uri: str, public_key: Key,
+                          secrets_handler: SecretsHandler | None = None) -> KmsSigner:
+        raise NotImplementedError("pubsys loads KMS keys through pubsys.keys.KeyLoader")
 
     def sign(self, payload: bytes) -> Signature:
         digest = hashlib.new(self.public_key.get_hash_algorithm_name(), payload).digest()
