@@ -84,7 +84,8 @@ def main() -> int:
         total = 3 * size
         s = stats[-1]
         print(f"images:                3 x {args.size_mib} MiB ({total / 2**30:.2f} GiB); "
-              f"{os.cpu_count()} cores, load average {load:.2f} before the runs")
+              f"{os.cpu_count()} cores, load average {load:.2f} before the runs, "
+              f"{os.getloadavg()[0]:.2f} after (the runs raise it themselves)")
         print(f"openssl dgst -sha256:  {o:.3f} s (median of {args.runs}, sequential)")
         print(f"pubsys repo:           {p:.3f} s (median of {args.runs}, whole process: "
               f"start-up, hashing, signing, writing)")
