@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from securesystemslib.signer import AWSSigner, Key, SecretsHandler, Signature, Signer, SSlibKey
 
+from ..aws.errors import describe_error
 from ..config import KeySource
 from ..errors import ConfigError, SigningKeyError
 from .pem import signer_from_pem
@@ -81,14 +82,6 @@ def _region(source: KeySource, clients: AwsClients, fallback: str | None) -> str
         raise SigningKeyError(f"cannot use {source.describe()}: {e}") from None
 
 
-def _aws_reason(e: Exception) -> str:
-    """A one-line reason from a botocore error (AWS error messages carry no key material)."""
-    if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": ")
-    return str(e)
-
-
 # --- KMS ---------------------------------------------------------------------------------
 
 
@@ -127,7 +120,7 @@ class KmsSigner(Signer):
                                         MessageType="DIGEST", SigningAlgorithm=self.aws_algo)
         except (BotoCoreError, ClientError) as e:
             raise SigningKeyError(f"KMS key {self.label} could not sign: "
-                                  f"{_aws_reason(e)}") from None
+                                  f"{describe_error(e)}") from None
         signature = response["Signature"]
         if self.rsa_signature_length:
             signature = pad_rsa_signature(signature, self.rsa_signature_length, self.label)
@@ -181,7 +174,7 @@ def load_kms_signer(source: KeySource, clients: AwsClients, region: str) -> Name
         response = client.get_public_key(KeyId=source.ref)
     except (BotoCoreError, ClientError) as e:
         raise SigningKeyError(f"cannot load KMS key {source.ref} in {region}: "
-                              f"{_aws_reason(e)} ({CREDENTIALS})") from None
+                              f"{describe_error(e)} ({CREDENTIALS})") from None
     public_key, length = kms_public_key(response, label)
     log.debug("KMS key %s in %s: %s keyid %s", source.ref, region, public_key.scheme,
               public_key.keyid)
@@ -230,10 +223,10 @@ def load_ssm_signer(source: KeySource, clients: AwsClients, region: str) -> Name
             raise SigningKeyError(f"SSM parameter {source.ref} not found in {region}; store "
                                   "the PEM private key there as a SecureString") from None
         raise SigningKeyError(f"cannot read SSM parameter {source.ref} in {region}: "
-                              f"{_aws_reason(e)} ({CREDENTIALS})") from None
+                              f"{describe_error(e)} ({CREDENTIALS})") from None
     except BotoCoreError as e:
         raise SigningKeyError(f"cannot read SSM parameter {source.ref} in {region}: "
-                              f"{_aws_reason(e)} ({CREDENTIALS})") from None
+                              f"{describe_error(e)} ({CREDENTIALS})") from None
     kind = parameter.get("Type")
     if kind != "SecureString":
         raise SigningKeyError(f"SSM parameter {source.ref} in {region} is a {kind}, not a "
