@@ -15,6 +15,11 @@ from typing import Any, TextIO
 from .errors import UsageError
 from .fsutil import dump_json, write_json_atomic
 
+# What a validate-* command can find, per checked thing (in report order). Here, not in the
+# commands, so the CLI can list them in --help without importing AWS code.
+AMI_STATUSES = ("Correct", "Incorrect", "Missing", "Unreachable")
+SSM_STATUSES = ("Correct", "Incorrect", "Missing", "Unexpected", "Unreachable")
+
 
 def parse_statuses(text: str, known: Iterable[str]) -> frozenset[str]:
     """'Missing,Incorrect' -> {'Missing', 'Incorrect'} (case-insensitive); ValueError naming

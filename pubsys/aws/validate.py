@@ -36,7 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..config import InfraConfig
 from ..errors import ValidationFailed
 from ..fsutil import dump_json, write_json_atomic
-from ..report import format_table
+from ..report import AMI_STATUSES, format_table
 from .ami_json import AmiRecord, LaunchPermission, load_expected_amis
 from .clients import AwsClients
 from .errors import describe_error
@@ -44,7 +44,7 @@ from .images import RegionImage, observe_image
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("Correct", "Incorrect", "Missing", "Unreachable")
+STATUSES = AMI_STATUSES
 COLUMNS = ("region", "id", "name", "status", "reason")
 
 

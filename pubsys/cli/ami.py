@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import InfraConfig
 from ..errors import UsageError
+from ..report import AMI_STATUSES
 from .common import (
     ExtendList,
     argtype,
@@ -28,6 +29,7 @@ from .common import (
     positive_duration,
     positive_seconds,
     region_list,
+    validation_output_flags,
 )
 
 if TYPE_CHECKING:
@@ -73,15 +75,6 @@ def upload_concurrency(text: str) -> int:
     if not 1 <= n <= MAX_CONCURRENCY:
         raise ValueError(f"must be 1..{MAX_CONCURRENCY}, got {n}")
     return n
-
-
-@argtype
-def ami_statuses(text: str) -> tuple[str, ...]:
-    """validate-ami's statuses: 'missing,Incorrect' -> {'Missing', 'Incorrect'}."""
-    from ..aws.validate import STATUSES
-    from ..report import parse_statuses
-
-    return tuple(sorted(parse_statuses(text, STATUSES)))
 
 
 # --- checks the handler makes (they name their flag) ----------------------------------------
@@ -219,15 +212,7 @@ def register(sub: Any) -> None:
     p = command(sub, "validate-ami", "compare expected AMIs with what each region holds")
     p.add_argument("--expected-amis-path", required=True,
                    help="region -> AMI (or list of AMIs) JSON")
-    p.add_argument("--write-results-path", help="write the results as JSON here")
-    p.add_argument("--write-results-filter", type=ami_statuses, action=ExtendList,
-                   help="statuses to keep in the results file (repeatable; each one status "
-                   "or a comma-separated list)")
-    p.add_argument("--json", action="store_true",
-                   help="print per-region counts as JSON instead of a table")
-    p.add_argument("--report-only", action="store_true",
-                   help="exit 0 when the validation ran, whatever it found (as Bottlerocket's "
-                   "pubsys); default: exit 3 when an image is not Correct")
+    validation_output_flags(p, AMI_STATUSES, "image")
 
 
 def _register_publish_ami(sub: Any) -> None:

@@ -172,3 +172,29 @@ def semver(text: str) -> Version:
         return Version.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def validation_output_flags(p: argparse.ArgumentParser, statuses: tuple[str, ...],
+                            what: str) -> None:
+    """The output flags every validate-* command shares with Bottlerocket's pubsys: a results
+    file, a repeatable status filter for it, per-region counts as JSON, and --report-only
+    (exit 0 whatever was found). `what` names the checked thing, e.g. 'image'."""
+
+    @argtype
+    def status_list(text: str) -> tuple[str, ...]:
+        from ..report import parse_statuses
+
+        return tuple(sorted(parse_statuses(text, statuses)))
+
+    p.add_argument("--write-results-path", help="write the results as JSON here")
+    p.add_argument("--write-results-filter", type=status_list, action=ExtendList,
+                   help="statuses to keep in the results file, repeatable or comma-separated, "
+                   f"any case: {', '.join(statuses)}")
+    counts = ", ".join(s.lower() for s in statuses)
+    p.add_argument("--json", action="store_true",
+                   help=f"print the counts per region as JSON ({{region: {{{counts}}}}}) "
+                   "instead of the table")
+    p.add_argument("--report-only", action="store_true",
+                   help="exit 0 whenever the validation ran, whatever it found, as "
+                   f"Bottlerocket's pubsys does (default: exit 3 unless every {what} is "
+                   "Correct)")

@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import InfraConfig
 from ..errors import UsageError
-from .common import ExtendList, argtype, command, ec2_arch, region_list, safe_name
+from ..report import SSM_STATUSES
+from .common import (
+    ExtendList,
+    argtype,
+    command,
+    ec2_arch,
+    region_list,
+    safe_name,
+    validation_output_flags,
+)
 
 if TYPE_CHECKING:
     from ..ssm.diff import SsmRefused
@@ -89,16 +98,7 @@ def _register_validate(p: argparse.ArgumentParser) -> None:
                    help="region -> name -> value JSON")
     p.add_argument("--check-unexpected", action="store_true",
                    help="also report parameters under the prefix that are not expected")
-    p.add_argument("--write-results-path", help="write the results as JSON here")
-    p.add_argument("--write-results-filter", type=ssm_statuses, action=ExtendList,
-                   help="statuses to keep in the results file, repeatable or comma-separated: "
-                   "Correct, Incorrect, Missing, Unexpected, Unreachable")
-    p.add_argument("--json", action="store_true",
-                   help="print the counts per region as JSON ({region: {correct, incorrect, "
-                   "missing, unexpected, unreachable}}) instead of the table")
-    p.add_argument("--report-only", action="store_true",
-                   help="exit 0 whenever the validation ran, whatever it found (default: "
-                   "exit 3 unless every parameter is Correct)")
+    validation_output_flags(p, SSM_STATUSES, "parameter")
 
 
 def _variant_arch(p: argparse.ArgumentParser) -> None:
@@ -122,15 +122,6 @@ def stripped_safe_name(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
     return safe_name(text.strip())
-
-
-@argtype
-def ssm_statuses(text: str) -> tuple[str, ...]:
-    """'Missing,incorrect' -> ('Incorrect', 'Missing'): validate-ssm statuses, any case."""
-    from ..report import parse_statuses
-    from ..ssm.diff import STATUSES
-
-    return tuple(sorted(parse_statuses(text, STATUSES)))
 
 
 def run_ssm(args: argparse.Namespace, infra: InfraConfig) -> int:

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..aws.ami_json import is_ami_id
 from ..errors import PubsysError
+from ..report import SSM_STATUSES
 
-STATUSES = ("Correct", "Incorrect", "Missing", "Unexpected", "Unreachable")
+STATUSES = SSM_STATUSES
 REPORT_COLUMNS = ("region", "name", "status", "expected_value", "actual_value")
 SHOWN = 10  # how many offending parameters an error message lists
 
